@@ -1,1 +1,13 @@
-//! placeholder
+//! Who is calling and what they may do: identities, keys and (later) roles, policies, budgets
+//! and rate limits.
+//!
+//! # Layout
+//! - `identity`: principals (org → team → user → key) and the in-memory snapshot that
+//!   authenticates every request without touching the database.
+//! - `keys`: gateway key generation and hashing.
+
+pub mod identity;
+pub mod keys;
+
+pub use identity::{Identities, IdentitySnapshot, Principal};
+pub use keys::{KeyHash, generate_admin_key, generate_gateway_key, hash_key};

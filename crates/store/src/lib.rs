@@ -1,1 +1,14 @@
-//! placeholder
+//! Persistence of configuration entities: organisations, teams, users, gateway keys and the
+//! admin audit log. SQLite (WAL) on a single node.
+//!
+//! # Layout
+//! - `schema`: migrations, applied in order at open.
+//! - `entities`: the entity rows and their queries.
+//! - `error`: the crate's error type.
+
+mod entities;
+mod error;
+mod schema;
+
+pub use entities::{AuditEntry, KeyRow, NewKey, Store, Team, User};
+pub use error::StoreError;

@@ -3,7 +3,11 @@
 //!
 //! # Layout
 //! - `usage`: token usage in Anthropic's terms, the common currency of the ledger.
+//! - `sse`: an incremental SSE scanner that watches bytes without changing them.
+//! - `anthropic`: the Messages dialect — request facts, response facts, error envelopes.
 
+pub mod anthropic;
+pub mod sse;
 pub mod usage;
 
 pub use usage::Usage;

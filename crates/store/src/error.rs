@@ -1,0 +1,18 @@
+//! Errors of the store, classified by who caused them.
+
+/// A store failure: either the caller asked for something impossible, or the database failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A referenced entity does not exist.
+    #[error("{0} not found")]
+    NotFound(String),
+    /// A unique name is already taken.
+    #[error("{0} already exists")]
+    Conflict(String),
+    /// The caller's input is unusable.
+    #[error("{0}")]
+    Invalid(String),
+    /// The database itself failed.
+    #[error("database error: {0}")]
+    Db(#[from] rusqlite::Error),
+}

@@ -1,0 +1,15 @@
+//! The Anthropic Messages dialect: what the gateway reads from requests and responses, and the
+//! error envelope it writes.
+//!
+//! # Format
+//! Requests and responses are JSON; streams are SSE whose `data:` payloads are JSON objects with a
+//! `type` equal to the event name. Only the fields the gateway acts on are parsed; bodies are
+//! never re-serialised on a same-dialect path.
+
+mod error;
+mod request;
+mod response;
+
+pub use error::{error_body, error_event};
+pub use request::{RequestError, RequestFacts, read_request};
+pub use response::{ResponseFacts, StreamWatch, read_response};
