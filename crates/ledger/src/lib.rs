@@ -4,9 +4,11 @@
 //! - `money`: [`Nanos`], the one money type, and exact decimal-dollar parsing.
 //! - `prices`: the [`PriceTable`] (built-in Claude list prices from `data/prices.toml`,
 //!   operator overrides, model-id lookup across aliases, snapshot dates and `[1m]`).
+//! - `journal`: the request journal — local segments, SQLite copy, logs and spend queries.
 //! - `cost`: [`Cost`] of a response from its token usage, long-context tiers included.
 
 pub mod cost;
+pub mod journal;
 pub mod money;
 pub mod prices;
 

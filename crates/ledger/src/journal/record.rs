@@ -1,0 +1,51 @@
+//! The journal record.
+
+use serde::{Deserialize, Serialize};
+
+/// Everything recorded about one request. Field names are the public journal format.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct JournalRecord {
+    pub id: String,
+    /// RFC 3339 start time.
+    pub started_at: String,
+    /// Start time as Unix milliseconds, for range queries.
+    pub started_unix_ms: i64,
+    pub duration_ms: f64,
+    pub ttfb_ms: Option<f64>,
+    pub status: u16,
+    pub error_type: Option<String>,
+    pub error_message: Option<String>,
+    pub method: String,
+    pub path: String,
+    pub key_id: Option<String>,
+    pub org: Option<String>,
+    pub team: Option<String>,
+    pub user: Option<String>,
+    pub project: Option<String>,
+    pub tags: Vec<String>,
+    pub session_id: Option<String>,
+    pub agent_id: Option<String>,
+    pub model: Option<String>,
+    pub provider: Option<String>,
+    pub stream: bool,
+    pub input_tokens: u64,
+    pub output_tokens: u64,
+    pub cache_creation_input_tokens: u64,
+    pub cache_read_input_tokens: u64,
+    /// Cost in nano-USD; `None` when the model has no known price.
+    pub cost_nanos: Option<i64>,
+    /// `cost_nanos` as a decimal USD string, for people.
+    pub cost_usd: Option<String>,
+    pub cost_unknown: bool,
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+    pub user_agent: Option<String>,
+    pub upstream_request_id: Option<String>,
+    /// Request body, only when body capture is enabled (truncated to the configured cap).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub request_body: Option<String>,
+    /// Response body, only when body capture is enabled (truncated to the configured cap).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub response_body: Option<String>,
+}

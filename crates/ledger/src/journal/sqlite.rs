@@ -1,0 +1,353 @@
+//! The queryable journal in SQLite, and the reads behind `logs` and `spend`.
+
+use super::record::JournalRecord;
+use rusqlite::{Connection, params, params_from_iter};
+use serde::Serialize;
+use std::io::BufRead;
+use std::path::Path;
+use std::sync::Mutex;
+
+const SCHEMA: &str = r#"
+CREATE TABLE IF NOT EXISTS requests (
+    id TEXT PRIMARY KEY,
+    started_unix_ms INTEGER NOT NULL,
+    started_at TEXT NOT NULL,
+    status INTEGER NOT NULL,
+    key_id TEXT, user TEXT, team TEXT, project TEXT,
+    session_id TEXT, agent_id TEXT, model TEXT, provider TEXT,
+    input_tokens INTEGER NOT NULL, output_tokens INTEGER NOT NULL,
+    cache_creation_input_tokens INTEGER NOT NULL, cache_read_input_tokens INTEGER NOT NULL,
+    cost_nanos INTEGER, cost_unknown INTEGER NOT NULL,
+    record TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS requests_time ON requests (started_unix_ms);
+CREATE INDEX IF NOT EXISTS requests_session ON requests (session_id);
+"#;
+
+fn open_conn(path: &Path) -> rusqlite::Result<Connection> {
+    let conn = Connection::open(path)?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", "NORMAL")?;
+    conn.busy_timeout(std::time::Duration::from_secs(5))?;
+    conn.execute_batch(SCHEMA)?;
+    Ok(conn)
+}
+
+/// The writing side, owned by the journal's background thread.
+pub(super) struct SqliteSink {
+    conn: Mutex<Connection>,
+}
+
+impl SqliteSink {
+    pub(super) fn open(path: &Path) -> rusqlite::Result<SqliteSink> {
+        Ok(SqliteSink {
+            conn: Mutex::new(open_conn(path)?),
+        })
+    }
+
+    /// Inserts records; ids already present are left alone, so replays are harmless.
+    pub(super) fn insert_batch(&self, batch: &[JournalRecord]) -> rusqlite::Result<()> {
+        let mut conn = self.conn.lock().unwrap_or_else(|e| e.into_inner());
+        let tx = conn.transaction()?;
+        {
+            let mut st = tx.prepare_cached(
+                "INSERT OR IGNORE INTO requests (id, started_unix_ms, started_at, status, key_id,
+                 user, team, project, session_id, agent_id, model, provider, input_tokens,
+                 output_tokens, cache_creation_input_tokens, cache_read_input_tokens, cost_nanos,
+                 cost_unknown, record)
+                 VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,?18,?19)",
+            )?;
+            for r in batch {
+                let json = serde_json::to_string(r).unwrap_or_default();
+                st.execute(params![
+                    r.id,
+                    r.started_unix_ms,
+                    r.started_at,
+                    r.status,
+                    r.key_id,
+                    r.user,
+                    r.team,
+                    r.project,
+                    r.session_id,
+                    r.agent_id,
+                    r.model,
+                    r.provider,
+                    r.input_tokens as i64,
+                    r.output_tokens as i64,
+                    r.cache_creation_input_tokens as i64,
+                    r.cache_read_input_tokens as i64,
+                    r.cost_nanos,
+                    r.cost_unknown,
+                    json
+                ])?;
+            }
+        }
+        tx.commit()
+    }
+}
+
+/// Loads every complete line of a segment file into SQLite; returns the number of records read.
+pub(super) fn ingest_file(sink: &SqliteSink, path: &Path) -> std::io::Result<usize> {
+    let file = std::fs::File::open(path)?;
+    let mut batch = Vec::new();
+    let mut total = 0;
+    for line in std::io::BufReader::new(file).split(b'\n') {
+        let line = line?;
+        // A torn final line from a crash mid-write is not a record.
+        if let Ok(r) = serde_json::from_slice::<JournalRecord>(&line) {
+            batch.push(r);
+        }
+        if batch.len() >= 2048 {
+            total += batch.len();
+            sink.insert_batch(&batch).map_err(std::io::Error::other)?;
+            batch.clear();
+        }
+    }
+    total += batch.len();
+    sink.insert_batch(&batch).map_err(std::io::Error::other)?;
+    Ok(total)
+}
+
+/// Filters of a journal listing; every field is optional.
+#[derive(Debug, Clone, Default)]
+pub struct JournalQuery {
+    pub limit: u32,
+    pub user: Option<String>,
+    pub team: Option<String>,
+    pub session: Option<String>,
+    pub status: Option<u16>,
+    pub since_unix_ms: Option<i64>,
+}
+
+/// How spend is grouped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SpendBy {
+    User,
+    Team,
+    Model,
+    Provider,
+    Project,
+    Session,
+    Day,
+}
+
+impl std::str::FromStr for SpendBy {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(match s {
+            "user" => SpendBy::User,
+            "team" => SpendBy::Team,
+            "model" => SpendBy::Model,
+            "provider" => SpendBy::Provider,
+            "project" => SpendBy::Project,
+            "session" => SpendBy::Session,
+            "day" => SpendBy::Day,
+            other => {
+                return Err(format!(
+                    "unknown grouping '{other}' (user, team, model, provider, project, session, day)"
+                ));
+            }
+        })
+    }
+}
+
+impl SpendBy {
+    fn column(self) -> &'static str {
+        match self {
+            SpendBy::User => "user",
+            SpendBy::Team => "team",
+            SpendBy::Model => "model",
+            SpendBy::Provider => "provider",
+            SpendBy::Project => "project",
+            SpendBy::Session => "session_id",
+            SpendBy::Day => "substr(started_at, 1, 10)",
+        }
+    }
+}
+
+/// One line of a spend report.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct SpendRow {
+    pub group: Option<String>,
+    pub requests: u64,
+    pub input_tokens: u64,
+    pub output_tokens: u64,
+    pub cache_creation_input_tokens: u64,
+    pub cache_read_input_tokens: u64,
+    pub cost_nanos: i64,
+    pub cost_usd: String,
+    /// Requests whose cost is unknown and therefore not in `cost_nanos`.
+    pub unknown_cost_requests: u64,
+}
+
+/// Read access to the journal for listings and reports.
+pub struct JournalReader {
+    conn: Mutex<Connection>,
+}
+
+impl JournalReader {
+    /// Opens the journal database read-side (WAL lets it read while the writer commits).
+    pub fn open(path: &Path) -> rusqlite::Result<JournalReader> {
+        Ok(JournalReader {
+            conn: Mutex::new(open_conn(path)?),
+        })
+    }
+
+    /// Records matching `q`, newest first.
+    pub fn list(&self, q: &JournalQuery) -> rusqlite::Result<Vec<JournalRecord>> {
+        let mut sql = String::from("SELECT record FROM requests WHERE 1=1");
+        let mut args: Vec<rusqlite::types::Value> = Vec::new();
+        let mut add = |clause: &str, v: rusqlite::types::Value| {
+            args.push(v);
+            sql.push_str(&format!(" AND {clause} ?{}", args.len()));
+        };
+        if let Some(u) = &q.user {
+            add("user =", u.clone().into());
+        }
+        if let Some(t) = &q.team {
+            add("team =", t.clone().into());
+        }
+        if let Some(s) = &q.session {
+            add("session_id =", s.clone().into());
+        }
+        if let Some(s) = q.status {
+            add("status =", i64::from(s).into());
+        }
+        if let Some(t) = q.since_unix_ms {
+            add("started_unix_ms >=", t.into());
+        }
+        let limit = if q.limit == 0 {
+            100
+        } else {
+            q.limit.min(10_000)
+        };
+        sql.push_str(&format!(
+            " ORDER BY started_unix_ms DESC, id DESC LIMIT {limit}"
+        ));
+        let conn = self.conn.lock().unwrap_or_else(|e| e.into_inner());
+        let mut st = conn.prepare(&sql)?;
+        let rows = st.query_map(params_from_iter(args), |r| r.get::<_, String>(0))?;
+        let mut out = Vec::new();
+        for row in rows {
+            if let Ok(rec) = serde_json::from_str(&row?) {
+                out.push(rec);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Spend grouped by `by` since a time, largest cost first.
+    pub fn spend(
+        &self,
+        by: SpendBy,
+        since_unix_ms: Option<i64>,
+    ) -> rusqlite::Result<Vec<SpendRow>> {
+        let col = by.column();
+        let sql = format!(
+            "SELECT {col} AS g, COUNT(*), SUM(input_tokens), SUM(output_tokens),
+                    SUM(cache_creation_input_tokens), SUM(cache_read_input_tokens),
+                    COALESCE(SUM(cost_nanos), 0), SUM(cost_unknown)
+             FROM requests WHERE started_unix_ms >= ?1 GROUP BY g
+             ORDER BY COALESCE(SUM(cost_nanos), 0) DESC, g"
+        );
+        let conn = self.conn.lock().unwrap_or_else(|e| e.into_inner());
+        let mut st = conn.prepare(&sql)?;
+        let rows = st.query_map([since_unix_ms.unwrap_or(i64::MIN)], |r| {
+            let cost: i64 = r.get(6)?;
+            Ok(SpendRow {
+                group: r.get(0)?,
+                requests: r.get::<_, i64>(1)? as u64,
+                input_tokens: r.get::<_, i64>(2)? as u64,
+                output_tokens: r.get::<_, i64>(3)? as u64,
+                cache_creation_input_tokens: r.get::<_, i64>(4)? as u64,
+                cache_read_input_tokens: r.get::<_, i64>(5)? as u64,
+                cost_nanos: cost,
+                cost_usd: crate::money::Nanos(cost).usd_string(),
+                unknown_cost_requests: r.get::<_, i64>(7)? as u64,
+            })
+        })?;
+        rows.collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::super::{Journal, JournalConfig};
+    use super::*;
+
+    fn rec(id: &str, user: &str, cost: Option<i64>) -> JournalRecord {
+        JournalRecord {
+            id: id.into(),
+            started_at: "2026-11-25T10:00:00Z".into(),
+            started_unix_ms: 1_000,
+            status: 200,
+            user: Some(user.into()),
+            input_tokens: 10,
+            cost_nanos: cost,
+            cost_unknown: cost.is_none(),
+            ..Default::default()
+        }
+    }
+
+    fn tmp() -> std::path::PathBuf {
+        let d = std::env::temp_dir().join(format!(
+            "tg-journal-{}-{}",
+            std::process::id(),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos()
+        ));
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    }
+
+    #[test]
+    fn records_reach_sqlite_once_and_survive_an_unclean_stop() {
+        let dir = tmp();
+        let cfg = JournalConfig::in_dir(&dir);
+        let j = Journal::open(&cfg).unwrap();
+        j.append(rec("a", "alice", Some(5))).unwrap();
+        j.append(rec("b", "bob", None)).unwrap();
+        j.flush();
+        // Simulate a crash: the same segment is replayed into a database that already has
+        // its records, and a torn line is at the end.
+        let seg = std::fs::read_dir(&cfg.dir)
+            .unwrap()
+            .next()
+            .unwrap()
+            .unwrap()
+            .path();
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(&seg)
+            .unwrap()
+            .write_all(b"{\"id\":\"torn")
+            .unwrap();
+        drop(j);
+        let j2 = Journal::open(&cfg).unwrap();
+        j2.append(rec("c", "alice", Some(7))).unwrap();
+        j2.flush();
+        let reader = JournalReader::open(&cfg.db_path).unwrap();
+        let all = reader.list(&JournalQuery::default()).unwrap();
+        let mut ids: Vec<_> = all.iter().map(|r| r.id.clone()).collect();
+        ids.sort();
+        assert_eq!(ids, vec!["a", "b", "c"]);
+        let spend = reader.spend(SpendBy::User, None).unwrap();
+        assert_eq!(spend[0].group.as_deref(), Some("alice"));
+        assert_eq!(spend[0].cost_nanos, 12);
+        assert_eq!(spend[1].unknown_cost_requests, 1);
+        let only_bob = reader
+            .list(&JournalQuery {
+                user: Some("bob".into()),
+                ..Default::default()
+            })
+            .unwrap();
+        assert_eq!(only_bob.len(), 1);
+        j2.shutdown();
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
+    use std::io::Write;
+}
