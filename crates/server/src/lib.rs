@@ -1,1 +1,22 @@
-//! placeholder
+//! The gateway's HTTP side: ingress, the seven-phase pipeline, the admin API.
+//!
+//! # Layout
+//! - `app`: assembling state and routes; `tollgate serve`.
+//! - `config`: the configuration file.
+//! - `state`: what every request can reach.
+//! - `listener`: the TCP accept loop with its limits.
+//! - `pipeline`: the model request phases (accept … settle), one module each.
+//! - `decode`: request `Content-Encoding` decoding with a size cap.
+//! - `error`: the pipeline's error type, rendered in the client's dialect.
+//! - `admin`: the `/admin/v1` API.
+
+pub mod admin;
+pub mod app;
+pub mod config;
+pub mod decode;
+pub mod error;
+pub mod listener;
+pub mod pipeline;
+pub mod state;
+
+pub use app::{ServeOptions, serve};

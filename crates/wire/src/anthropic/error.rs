@@ -4,8 +4,13 @@ use bytes::Bytes;
 
 /// `{"type":"error","error":{"type":…,"message":…}}` — what the Anthropic API and SDKs expect.
 pub fn error_body(kind: &str, message: &str) -> Bytes {
-    let v = serde_json::json!({"type": "error", "error": {"type": kind, "message": message}});
-    Bytes::from(v.to_string())
+    // Written by hand to keep the API's key order: `type` first, then `error`.
+    let q = |s: &str| serde_json::Value::String(s.to_string()).to_string();
+    Bytes::from(format!(
+        "{{\"type\":\"error\",\"error\":{{\"type\":{},\"message\":{}}}}}",
+        q(kind),
+        q(message)
+    ))
 }
 
 /// The same envelope as an `event: error` SSE frame, for failures after the stream began.

@@ -1,0 +1,219 @@
+//! Assembling the gateway: configuration, data directory, admin credential, state, routes.
+
+use crate::config::Config;
+use crate::state::{AppState, Limits};
+use crate::{admin, listener, pipeline};
+use arc_swap::ArcSwap;
+use axum::Router;
+use axum::routing::get;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+use tollgate_govern::{Identities, generate_admin_key, hash_key};
+use tollgate_ledger::PriceTable;
+use tollgate_ledger::journal::{Journal, JournalConfig, JournalReader};
+use tollgate_providers::client::build_client;
+use tollgate_providers::{AnthropicUpstream, ProviderConfig, ProviderKind, UpstreamClientOptions};
+use tollgate_routing::Routes;
+use tollgate_store::Store;
+
+/// What `tollgate serve` was asked for on the command line.
+#[derive(Debug, Clone, Default)]
+pub struct ServeOptions {
+    pub config: Option<PathBuf>,
+    pub listen: Option<SocketAddr>,
+    pub data_dir: Option<PathBuf>,
+}
+
+/// Default config file, read when present and no `--config` is given.
+pub const DEFAULT_CONFIG: &str = "tollgate.toml";
+/// Default data directory.
+pub const DEFAULT_DATA_DIR: &str = "tollgate-data";
+/// File holding the admin credential inside the data directory.
+pub const ADMIN_KEY_FILE: &str = "admin.key";
+
+/// Resolves the configuration: an explicit file, else `./tollgate.toml`, else embedded
+/// defaults with an `anthropic` provider when `ANTHROPIC_API_KEY` is set.
+pub fn resolve_config(opts: &ServeOptions) -> Result<Config, String> {
+    let mut config = match &opts.config {
+        Some(p) => Config::load(p).map_err(|e| e.to_string())?,
+        None if Path::new(DEFAULT_CONFIG).exists() => {
+            Config::load(Path::new(DEFAULT_CONFIG)).map_err(|e| e.to_string())?
+        }
+        None => Config::default(),
+    };
+    if config.providers.is_empty()
+        && let Ok(key) = std::env::var("ANTHROPIC_API_KEY")
+        && !key.is_empty()
+    {
+        config.providers.push(ProviderConfig {
+            name: "anthropic".into(),
+            kind: ProviderKind::Anthropic,
+            base_url: std::env::var("TOLLGATE_ANTHROPIC_BASE_URL").ok(),
+            api_key: Some(key),
+        });
+    }
+    if let Some(l) = opts.listen {
+        config.server.listen = l;
+    }
+    Ok(config)
+}
+
+/// Reads the admin credential from the data directory, creating it on first start (printed
+/// once on standard error, stored with mode 0600).
+fn ensure_admin_key(data_dir: &Path, store: &Store) -> Result<(), String> {
+    let path = data_dir.join(ADMIN_KEY_FILE);
+    let key = match std::fs::read_to_string(&path) {
+        Ok(k) => k.trim().to_string(),
+        Err(_) => {
+            let k = generate_admin_key();
+            write_private(&path, &k)
+                .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+            eprintln!("admin key: {k}");
+            eprintln!("(shown once; also stored in {})", path.display());
+            k
+        }
+    };
+    store
+        .add_admin_credential(&hash_key(&key))
+        .map_err(|e| e.to_string())
+}
+
+fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    let mut f = opts.open(path)?;
+    f.write_all(contents.as_bytes())?;
+    f.write_all(b"\n")
+}
+
+/// Builds the shared state from a configuration and data directory.
+pub fn build_state(config: Config, data_dir: &Path) -> Result<Arc<AppState>, String> {
+    std::fs::create_dir_all(data_dir)
+        .map_err(|e| format!("cannot create data dir {}: {e}", data_dir.display()))?;
+    let store =
+        Arc::new(Store::open(&data_dir.join("tollgate.db")).map_err(|e| format!("store: {e}"))?);
+    ensure_admin_key(data_dir, &store)?;
+    let mut prices = PriceTable::builtin();
+    prices
+        .apply_overrides(&config.prices)
+        .map_err(|e| format!("prices: {e}"))?;
+    let mut upstreams = Vec::new();
+    for p in &config.providers {
+        match p.kind {
+            ProviderKind::Anthropic => upstreams.push(
+                AnthropicUpstream::new(&p.name, p.base_url.as_deref(), p.api_key.as_deref())
+                    .map_err(|e| e.to_string())?,
+            ),
+        }
+    }
+    let jcfg = JournalConfig::in_dir(data_dir);
+    let journal = Journal::open(&jcfg).map_err(|e| format!("journal: {e}"))?;
+    let journal_reader =
+        Arc::new(JournalReader::open(&jcfg.db_path).map_err(|e| format!("journal: {e}"))?);
+    let s = &config.server;
+    let limits = Limits {
+        max_body_bytes: s.max_body_bytes,
+        request_body_timeout: Duration::from_secs(s.request_body_timeout_secs),
+        upstream_idle_timeout: Duration::from_secs(s.upstream_idle_timeout_secs),
+        body_capture: config
+            .journal
+            .store_bodies
+            .then_some(config.journal.body_cap_bytes),
+    };
+    let client = build_client(&UpstreamClientOptions {
+        connect_timeout: Duration::from_secs(s.upstream_connect_timeout_secs),
+        ..Default::default()
+    });
+    let admin_keys = ArcSwap::from_pointee(store.admin_credentials().map_err(|e| e.to_string())?);
+    let state = Arc::new(AppState {
+        config,
+        identities: Identities::default(),
+        admin_keys,
+        store,
+        journal,
+        journal_reader,
+        prices,
+        routes: Routes::new(upstreams),
+        client,
+        limits,
+    });
+    state.refresh_identities().map_err(|e| e.to_string())?;
+    Ok(state)
+}
+
+/// The HTTP routes of the gateway.
+pub fn router(state: Arc<AppState>) -> Router {
+    let model_api = {
+        let state = state.clone();
+        move |req: axum::extract::Request| pipeline::handle(state, req)
+    };
+    Router::new()
+        .route("/api/hello", get(|| async { "" }).head(|| async { "" }))
+        .route("/healthz", get(|| async { "ok" }))
+        .nest("/admin/v1", admin::router(state))
+        .fallback(model_api)
+}
+
+/// Runs `tollgate serve` until SIGINT or SIGTERM.
+pub async fn serve(opts: ServeOptions) -> Result<(), String> {
+    let config = resolve_config(&opts)?;
+    let data_dir = opts
+        .data_dir
+        .clone()
+        .or_else(|| config.server.data_dir.clone())
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR));
+    let listen = config.server.listen;
+    let header_timeout = Duration::from_secs(config.server.request_header_timeout_secs);
+    let state = build_state(config, &data_dir)?;
+    if state.routes.provider_names().next().is_none() {
+        tracing::warn!(
+            "no provider configured: model requests will fail until ANTHROPIC_API_KEY is set or [[providers]] is added"
+        );
+    }
+    let tcp = tokio::net::TcpListener::bind(listen)
+        .await
+        .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
+    let addr = tcp.local_addr().map_err(|e| e.to_string())?;
+    println!("tollgate listening on http://{addr}");
+    let app = router(state.clone());
+    listener::serve(
+        tcp,
+        app,
+        header_timeout,
+        Duration::from_secs(30),
+        shutdown_signal(),
+    )
+    .await;
+    let journal = state.journal.clone();
+    let _ = tokio::task::spawn_blocking(move || journal.shutdown()).await;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+}

@@ -1,0 +1,180 @@
+//! The configuration file: typed sections, `${ENV_VAR}` interpolation, defaults.
+
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use tollgate_ledger::PriceOverride;
+use tollgate_providers::ProviderConfig;
+
+/// The whole configuration file.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    #[serde(default)]
+    pub server: ServerConfig,
+    #[serde(default)]
+    pub providers: Vec<ProviderConfig>,
+    #[serde(default)]
+    pub prices: BTreeMap<String, PriceOverride>,
+    #[serde(default)]
+    pub journal: JournalSection,
+}
+
+/// `[server]`: the listener and its limits.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    pub listen: SocketAddr,
+    pub data_dir: Option<PathBuf>,
+    /// Largest accepted request body, after decoding.
+    pub max_body_bytes: usize,
+    /// Time a client has to send its request headers.
+    pub request_header_timeout_secs: u64,
+    /// Time a client has to send its whole request body.
+    pub request_body_timeout_secs: u64,
+    pub upstream_connect_timeout_secs: u64,
+    /// Silence allowed from the upstream: before its response headers and between stream
+    /// events. Claude Code streams may pause for minutes.
+    pub upstream_idle_timeout_secs: u64,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8780)),
+            data_dir: None,
+            max_body_bytes: tollgate_guard::limits::DEFAULT_MAX_BODY_BYTES,
+            request_header_timeout_secs: 30,
+            request_body_timeout_secs: 120,
+            upstream_connect_timeout_secs: 10,
+            upstream_idle_timeout_secs: 600,
+        }
+    }
+}
+
+/// `[journal]`: what is stored beyond the record itself.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct JournalSection {
+    /// Store request and response bodies in the journal (off by default: they hold code).
+    pub store_bodies: bool,
+    /// Bodies are truncated to this many bytes when stored.
+    pub body_cap_bytes: usize,
+}
+
+impl Default for JournalSection {
+    fn default() -> Self {
+        Self {
+            store_bodies: false,
+            body_cap_bytes: 64 * 1024,
+        }
+    }
+}
+
+/// A configuration that cannot be used, with the reason.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {0}: {1}")]
+    Read(PathBuf, std::io::Error),
+    #[error("config file {0} is not valid TOML: {1}")]
+    Toml(PathBuf, String),
+    #[error("config file {0}: environment variable {1} is not set")]
+    MissingEnv(PathBuf, String),
+    #[error("config file {0}: {1}")]
+    Invalid(PathBuf, String),
+}
+
+impl Config {
+    /// Reads a config file, interpolating `${VAR}` in every string value.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text =
+            std::fs::read_to_string(path).map_err(|e| ConfigError::Read(path.to_path_buf(), e))?;
+        Self::parse(&text, path, &|k| std::env::var(k).ok())
+    }
+
+    /// Parses config text; `env` resolves variables (injected for tests).
+    pub fn parse(
+        text: &str,
+        path: &Path,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Config, ConfigError> {
+        let mut table: toml::Table = toml::from_str(text)
+            .map_err(|e| ConfigError::Toml(path.to_path_buf(), e.to_string()))?;
+        for (_, v) in table.iter_mut() {
+            interpolate(v, env).map_err(|var| ConfigError::MissingEnv(path.to_path_buf(), var))?;
+        }
+        toml::Value::Table(table)
+            .try_into()
+            .map_err(|e: toml::de::Error| ConfigError::Invalid(path.to_path_buf(), e.to_string()))
+    }
+}
+
+/// Interpolation happens on parsed string values, so comments and keys are never touched.
+fn interpolate(v: &mut toml::Value, env: &dyn Fn(&str) -> Option<String>) -> Result<(), String> {
+    match v {
+        toml::Value::String(s) if s.contains("${") => {
+            let mut out = String::with_capacity(s.len());
+            let mut rest = s.as_str();
+            while let Some(start) = rest.find("${") {
+                out.push_str(&rest[..start]);
+                let after = &rest[start + 2..];
+                let Some(end) = after.find('}') else {
+                    out.push_str(&rest[start..]);
+                    rest = "";
+                    break;
+                };
+                let name = &after[..end];
+                out.push_str(&env(name).ok_or_else(|| name.to_string())?);
+                rest = &after[end + 1..];
+            }
+            out.push_str(rest);
+            *s = out;
+        }
+        toml::Value::Array(a) => {
+            for x in a {
+                interpolate(x, env)?;
+            }
+        }
+        toml::Value::Table(t) => {
+            for (_, x) in t.iter_mut() {
+                interpolate(x, env)?;
+            }
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn interpolates_values_but_not_comments() {
+        let text = r#"
+# ${NOT_SET_IN_COMMENT}
+[server]
+listen = "127.0.0.1:9999"
+[[providers]]
+name = "anthropic"
+kind = "anthropic"
+api_key = "${KEY}-x"
+[prices."m"]
+input = 1.0
+output = 2.0
+"#;
+        let env = |k: &str| (k == "KEY").then(|| "secret".to_string());
+        let c = Config::parse(text, Path::new("t.toml"), &env).expect("parses");
+        assert_eq!(c.providers[0].api_key.as_deref(), Some("secret-x"));
+        assert_eq!(c.server.listen.port(), 9999);
+        assert!(c.prices.contains_key("m"));
+        let missing = Config::parse(
+            "[[providers]]\nname=\"a\"\nkind=\"anthropic\"\napi_key=\"${NOPE}\"",
+            Path::new("t"),
+            &env,
+        );
+        assert!(matches!(missing, Err(ConfigError::MissingEnv(_, v)) if v == "NOPE"));
+        assert!(Config::parse("[server]\nlisten_typo = 1", Path::new("t"), &env).is_err());
+    }
+}

@@ -1,0 +1,279 @@
+//! Phase 7, settle: usage → cost, and the one journal record of the request.
+//!
+//! A [`Recorder`] is created when a request arrives and travels with it — into the streaming
+//! body when there is one. Whichever way the request ends (an early answer, a complete
+//! response, a broken stream, a client that hangs up), exactly one record is written: the
+//! finishing methods take the record out, and `Drop` writes what is left as a client
+//! disconnect.
+
+use super::classify::{Classified, attribution};
+use crate::error::GatewayError;
+use crate::pipeline::authenticate::Authenticated;
+use crate::state::AppState;
+use axum::body::Body;
+use http::{HeaderMap, HeaderValue, Request};
+use std::sync::Arc;
+use std::time::Instant;
+use tollgate_ledger::journal::JournalRecord;
+use tollgate_ledger::{Cost, Nanos, price};
+use tollgate_wire::anthropic::ResponseFacts;
+use tollgate_wire::headers::X_TOLLGATE_REQUEST_ID;
+
+/// Builds and writes the journal record of one request.
+pub struct Recorder {
+    state: Arc<AppState>,
+    started: Instant,
+    id: HeaderValue,
+    rec: Option<Box<JournalRecord>>,
+    response_capture: Option<Vec<u8>>,
+}
+
+fn rfc3339(t: time::OffsetDateTime) -> String {
+    t.format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}
+
+fn ms(d: std::time::Duration) -> f64 {
+    (d.as_secs_f64() * 1_000_000.0).round() / 1000.0
+}
+
+impl Recorder {
+    /// Starts the record at arrival: id, time, method, path and the attribution headers, so
+    /// that even a request refused at once is attributed.
+    pub fn start(state: &Arc<AppState>, req: &Request<Body>) -> Self {
+        let id = format!("req_{}", uuid::Uuid::now_v7().simple());
+        let now = time::OffsetDateTime::now_utc();
+        let a = attribution(req.headers());
+        let rec = JournalRecord {
+            id: id.clone(),
+            started_at: rfc3339(now),
+            started_unix_ms: (now.unix_timestamp_nanos() / 1_000_000) as i64,
+            method: req.method().to_string(),
+            path: req.uri().path().to_string(),
+            project: a.project,
+            tags: a.tags,
+            session_id: a.session_id,
+            agent_id: a.agent_id,
+            user_agent: a.user_agent,
+            ..Default::default()
+        };
+        Self {
+            state: state.clone(),
+            started: Instant::now(),
+            id: HeaderValue::from_str(&id).unwrap_or(HeaderValue::from_static("req_unknown")),
+            rec: Some(Box::new(rec)),
+            response_capture: None,
+        }
+    }
+
+    /// The request id, as sent in `x-tollgate-request-id`.
+    pub fn id(&self) -> &str {
+        self.id.to_str().unwrap_or("req_unknown")
+    }
+
+    /// Adds the `x-tollgate-request-id` header.
+    pub fn set_request_id_header(&self, headers: &mut HeaderMap) {
+        headers.insert(X_TOLLGATE_REQUEST_ID, self.id.clone());
+    }
+
+    fn with(&mut self, f: impl FnOnce(&mut JournalRecord)) {
+        if let Some(r) = self.rec.as_deref_mut() {
+            f(r);
+        }
+    }
+
+    /// Bytes received from the client (before decoding).
+    pub fn bytes_in(&mut self, n: usize) {
+        self.with(|r| r.bytes_in = n as u64);
+    }
+
+    /// Keeps the request body when body capture is on.
+    pub fn capture_request_body(&mut self, body: &[u8]) {
+        if let Some(cap) = self.state.limits.body_capture {
+            let text = String::from_utf8_lossy(&body[..body.len().min(cap)]).into_owned();
+            self.with(|r| r.request_body = Some(text));
+            self.response_capture = Some(Vec::new());
+        }
+    }
+
+    /// Keeps response bytes, up to the cap, when body capture is on.
+    pub fn capture_response(&mut self, chunk: &[u8]) {
+        if let (Some(buf), Some(cap)) = (
+            self.response_capture.as_mut(),
+            self.state.limits.body_capture,
+        ) {
+            let room = cap.saturating_sub(buf.len());
+            buf.extend_from_slice(&chunk[..chunk.len().min(room)]);
+        }
+    }
+
+    /// Attributes the request to its caller.
+    pub fn attribute(&mut self, caller: &Authenticated) {
+        let p = &caller.principal;
+        self.with(|r| {
+            r.key_id = Some(p.key_id.clone());
+            r.org = Some(p.org_id.clone());
+            r.team = p.team.clone();
+            r.user = Some(p.user.clone());
+        });
+    }
+
+    /// Records the request facts.
+    pub fn classify(&mut self, c: &Classified) {
+        self.with(|r| {
+            r.model = c.facts.model.clone();
+            r.stream = c.facts.stream;
+        });
+    }
+
+    /// Records the provider an attempt goes to.
+    pub fn set_provider(&mut self, name: &str) {
+        self.with(|r| r.provider = Some(name.to_string()));
+    }
+
+    /// Marks the moment the response starts towards the client.
+    pub fn mark_first_byte(&mut self) {
+        let t = ms(self.started.elapsed());
+        self.with(|r| {
+            if r.ttfb_ms.is_none() {
+                r.ttfb_ms = Some(t);
+            }
+        });
+    }
+
+    /// Moves the unfinished record into a new recorder (the streaming body's), leaving this
+    /// one empty so it writes nothing.
+    pub fn detach(&mut self) -> Recorder {
+        Recorder {
+            state: self.state.clone(),
+            started: self.started,
+            id: self.id.clone(),
+            rec: self.rec.take(),
+            response_capture: self.response_capture.take(),
+        }
+    }
+
+    /// Ends a request the gateway answered itself with an error.
+    pub fn finish_error(&mut self, err: &GatewayError) {
+        self.mark_first_byte();
+        let (kind, msg) = (err.kind.anthropic_type(), err.message.clone());
+        self.with(|r| {
+            r.status = err.status.as_u16();
+            r.error_type = Some(kind.to_string());
+            r.error_message = Some(msg);
+            r.cost_nanos = Some(0);
+            r.cost_usd = Some(Nanos(0).usd_string());
+        });
+        self.write();
+    }
+
+    /// Ends a request answered by the gateway with no tokens involved (e.g. the model list).
+    pub fn finish_plain(&mut self, status: u16, bytes_out: usize) {
+        self.mark_first_byte();
+        self.with(|r| {
+            r.status = status;
+            r.bytes_out = bytes_out as u64;
+            r.cost_nanos = Some(0);
+            r.cost_usd = Some(Nanos(0).usd_string());
+        });
+        self.write();
+    }
+
+    /// Ends a request the upstream answered: tokens and cost from the real usage.
+    /// `failure` overrides the error seen in the response (e.g. a stream the gateway had to
+    /// cut short).
+    pub fn finish_response(
+        &mut self,
+        status: u16,
+        facts: &ResponseFacts,
+        bytes_out: u64,
+        failure: Option<(String, String)>,
+    ) {
+        let state = self.state.clone();
+        let prices = &state.prices;
+        self.with(|r| {
+            let u = facts.usage;
+            r.status = status;
+            r.bytes_out = bytes_out;
+            // The upstream's `request-id` header is what its support asks for; the message id is
+            // the fallback.
+            r.upstream_request_id = r.upstream_request_id.take().or(facts.message_id.clone());
+            r.input_tokens = u.input_tokens;
+            r.output_tokens = u.output_tokens;
+            r.cache_creation_input_tokens = u.cache_creation_input_tokens;
+            r.cache_read_input_tokens = u.cache_read_input_tokens;
+            if let Some((t, m)) = failure.or_else(|| facts.error.clone()) {
+                r.error_type = Some(t);
+                r.error_message = Some(m);
+            }
+            let no_tokens = u == tollgate_wire::Usage::default();
+            let priced_model = facts.model.as_deref().or(r.model.as_deref());
+            let cost = match priced_model {
+                // Nothing was consumed: an error, or a free endpoint such as count_tokens.
+                _ if no_tokens => Cost::Known(Nanos(0)),
+                Some(m) => match price(prices, m, &u) {
+                    Cost::Unknown => match r.model.as_deref() {
+                        Some(req_model) => price(prices, req_model, &u),
+                        None => Cost::Unknown,
+                    },
+                    known => known,
+                },
+                None => Cost::Unknown,
+            };
+            match cost {
+                Cost::Known(n) => {
+                    r.cost_nanos = Some(n.0);
+                    r.cost_usd = Some(n.usd_string());
+                }
+                Cost::Unknown => r.cost_unknown = true,
+            }
+        });
+        if let Some(buf) = self.response_capture.take() {
+            let text = String::from_utf8_lossy(&buf).into_owned();
+            self.with(|r| r.response_body = Some(text));
+        }
+        self.write();
+    }
+
+    /// Records the upstream's own request id header.
+    pub fn set_upstream_request_id(&mut self, id: Option<&str>) {
+        if let Some(id) = id {
+            self.with(|r| r.upstream_request_id = Some(id.to_string()));
+        }
+    }
+
+    fn write(&mut self) {
+        let Some(mut r) = self.rec.take() else {
+            return;
+        };
+        r.duration_ms = ms(self.started.elapsed());
+        if let Err(e) = self.state.journal.append(*r) {
+            tracing::error!(error = %e, request_id = self.id(), "journal append failed");
+        }
+    }
+}
+
+impl Drop for Recorder {
+    /// The request ended without a finishing call: the client went away first.
+    fn drop(&mut self) {
+        if self.rec.is_none() {
+            return;
+        }
+        self.with(|r| {
+            if r.status == 0 {
+                r.status = 499;
+            }
+            if r.error_type.is_none() {
+                r.error_type = Some("client_closed_request".into());
+                r.error_message = Some(
+                    "the client closed the connection before the response was complete".into(),
+                );
+            }
+            if r.cost_nanos.is_none() && !r.cost_unknown {
+                r.cost_nanos = Some(0);
+                r.cost_usd = Some(Nanos(0).usd_string());
+            }
+        });
+        self.write();
+    }
+}

@@ -1,0 +1,47 @@
+//! What every request can reach: snapshots, the journal, the upstream client.
+
+use crate::config::Config;
+use arc_swap::ArcSwap;
+use std::sync::Arc;
+use std::time::Duration;
+use tollgate_govern::{Identities, IdentitySnapshot, KeyHash};
+use tollgate_ledger::PriceTable;
+use tollgate_ledger::journal::{Journal, JournalReader};
+use tollgate_providers::UpstreamClient;
+use tollgate_routing::Routes;
+use tollgate_store::{Store, StoreError};
+
+/// Shared gateway state. Hot-path reads are lock-free snapshots; the store is only touched by
+/// admin calls.
+pub struct AppState {
+    pub config: Config,
+    pub identities: Identities,
+    pub admin_keys: ArcSwap<Vec<KeyHash>>,
+    pub store: Arc<Store>,
+    pub journal: Journal,
+    pub journal_reader: Arc<JournalReader>,
+    pub prices: PriceTable,
+    pub routes: Routes,
+    pub client: UpstreamClient,
+    pub limits: Limits,
+}
+
+/// Limits copied out of the configuration in the units the hot path uses.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub max_body_bytes: usize,
+    pub request_body_timeout: Duration,
+    pub upstream_idle_timeout: Duration,
+    /// Bodies are stored in the journal up to this size; `None` when storing is off.
+    pub body_capture: Option<usize>,
+}
+
+impl AppState {
+    /// Rebuilds the identity snapshot from the store; called after every key or user change so
+    /// it takes effect on the next request.
+    pub fn refresh_identities(&self) -> Result<(), StoreError> {
+        let keys = self.store.active_identities()?;
+        self.identities.replace(IdentitySnapshot::new(keys));
+        Ok(())
+    }
+}
