@@ -11,7 +11,7 @@ use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError};
+use std::sync::mpsc::{Receiver, SyncSender, TryRecvError, TrySendError};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -49,7 +49,8 @@ struct Current {
 }
 
 enum Msg {
-    Record(u64, Box<JournalRecord>),
+    /// Segment number, the record, and its JSON line (serialised once, stored as is).
+    Record(u64, Box<JournalRecord>, Vec<u8>),
     Flush(SyncSender<()>),
 }
 
@@ -150,9 +151,10 @@ impl Journal {
         cur.file.write_all(&line)?;
         cur.size += line.len() as u64;
         let seq = cur.seq;
+        line.pop();
         let tx = lock(&self.inner.tx);
         if let Some(tx) = tx.as_ref() {
-            match tx.try_send(Msg::Record(seq, Box::new(record))) {
+            match tx.try_send(Msg::Record(seq, Box::new(record), line)) {
                 Ok(()) => {}
                 Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
                     self.inner.dropped.fetch_add(1, Ordering::Relaxed);
@@ -198,6 +200,10 @@ fn open_segment(dir: &Path, seq: u64) -> io::Result<File> {
         .open(segment_path(dir, seq))
 }
 
+/// How often the writer drains its queue. Polling instead of blocking means an append never
+/// has to wake a sleeping thread (a futex call and a context switch per request).
+const WRITER_TICK: Duration = Duration::from_millis(10);
+
 fn writer_loop(
     sink: SqliteSink,
     rx: Receiver<Msg>,
@@ -206,31 +212,26 @@ fn writer_loop(
     dropped_in: Arc<Mutex<HashSet<u64>>>,
 ) {
     let mut seen_seq = first_seq;
-    let mut batch: Vec<JournalRecord> = Vec::with_capacity(1024);
+    let mut batch: Vec<(JournalRecord, Vec<u8>)> = Vec::with_capacity(1024);
     let mut waiters = Vec::new();
-    loop {
-        let first = match rx.recv_timeout(Duration::from_millis(500)) {
-            Ok(m) => Some(m),
-            Err(RecvTimeoutError::Timeout) => None,
-            Err(RecvTimeoutError::Disconnected) => break,
-        };
+    let mut open = true;
+    while open {
         let mut newest = seen_seq;
-        let mut take = |m: Msg, batch: &mut Vec<JournalRecord>, waiters: &mut Vec<_>| match m {
-            Msg::Record(seq, r) => {
-                newest = newest.max(seq);
-                batch.push(*r);
-            }
-            Msg::Flush(w) => waiters.push(w),
-        };
-        if let Some(m) = first {
-            take(m, &mut batch, &mut waiters);
-        }
         while batch.len() < 4096 {
             match rx.try_recv() {
-                Ok(m) => take(m, &mut batch, &mut waiters),
-                Err(_) => break,
+                Ok(Msg::Record(seq, r, line)) => {
+                    newest = newest.max(seq);
+                    batch.push((*r, line));
+                }
+                Ok(Msg::Flush(w)) => waiters.push(w),
+                Err(TryRecvError::Empty) => break,
+                Err(TryRecvError::Disconnected) => {
+                    open = false;
+                    break;
+                }
             }
         }
+        let full = batch.len() >= 4096;
         commit(&sink, &mut batch);
         if newest > seen_seq {
             // Every record of older segments has been received and committed: retire them.
@@ -240,14 +241,16 @@ fn writer_loop(
         for w in waiters.drain(..) {
             let _ = w.send(());
         }
+        if open && !full {
+            std::thread::sleep(WRITER_TICK);
+        }
     }
-    commit(&sink, &mut batch);
     // The newest segment stays: appends racing the shutdown may still land in it, and the
     // next start replays it idempotently.
     retire_segments_before(&sink, &dir, seen_seq, &dropped_in);
 }
 
-fn commit(sink: &SqliteSink, batch: &mut Vec<JournalRecord>) {
+fn commit(sink: &SqliteSink, batch: &mut Vec<(JournalRecord, Vec<u8>)>) {
     if batch.is_empty() {
         return;
     }

@@ -46,7 +46,7 @@ impl SqliteSink {
     }
 
     /// Inserts records; ids already present are left alone, so replays are harmless.
-    pub(super) fn insert_batch(&self, batch: &[JournalRecord]) -> rusqlite::Result<()> {
+    pub(super) fn insert_batch(&self, batch: &[(JournalRecord, Vec<u8>)]) -> rusqlite::Result<()> {
         let mut conn = self.conn.lock().unwrap_or_else(|e| e.into_inner());
         let tx = conn.transaction()?;
         {
@@ -57,8 +57,8 @@ impl SqliteSink {
                  cost_unknown, record)
                  VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,?18,?19)",
             )?;
-            for r in batch {
-                let json = serde_json::to_string(r).unwrap_or_default();
+            for (r, line) in batch {
+                let json = std::str::from_utf8(line).unwrap_or_default();
                 st.execute(params![
                     r.id,
                     r.started_unix_ms,
@@ -95,7 +95,7 @@ pub(super) fn ingest_file(sink: &SqliteSink, path: &Path) -> std::io::Result<usi
         let line = line?;
         // A torn final line from a crash mid-write is not a record.
         if let Ok(r) = serde_json::from_slice::<JournalRecord>(&line) {
-            batch.push(r);
+            batch.push((r, line));
         }
         if batch.len() >= 2048 {
             total += batch.len();

@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# The whole test suite: machine setup, workspace build, Rust tests, then the Python SDK and real
+# Claude Code CLI tests against the built gateway and scripted upstream.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/var/tmp/tollgate-target}"
+export TOLLGATE_BIN="$CARGO_TARGET_DIR/debug/tollgate"
+export SCRIPTED_UPSTREAM_BIN="$CARGO_TARGET_DIR/debug/scripted-upstream"
+
+steps=()
+results=()
+failed=0
+
+banner() { printf '\n======== %s ========\n' "$*"; }
+
+run_step() {
+    local name="$1"
+    shift
+    banner "$name"
+    local start=$SECONDS rc=0
+    "$@" || rc=$?
+    local took=$((SECONDS - start))
+    steps+=("$name")
+    if [ "$rc" -eq 0 ]; then
+        results+=("ok      ${took}s")
+    else
+        results+=("FAILED  ${took}s (exit $rc)")
+        failed=1
+    fi
+    return "$rc"
+}
+
+summary() {
+    banner "summary"
+    local i
+    for i in "${!steps[@]}"; do
+        printf '  %-14s %s\n' "${steps[$i]}" "${results[$i]}"
+    done
+    if [ "$failed" -eq 0 ]; then
+        echo "tollgate test suite: all steps succeeded"
+    else
+        echo "tollgate test suite: FAILED"
+    fi
+}
+
+rust_tests() {
+    if cargo nextest --version >/dev/null 2>&1; then
+        cargo nextest run --workspace --no-tests=warn
+    else
+        cargo test --workspace
+    fi
+}
+
+python_tests() {
+    local bin
+    for bin in "$TOLLGATE_BIN" "$SCRIPTED_UPSTREAM_BIN"; do
+        [ -x "$bin" ] || { echo "missing built binary: $bin" >&2; return 1; }
+    done
+    "$ROOT/.venv/bin/pytest" -q -p no:cacheprovider --timeout=600 tests/python tests/claude-code
+}
+
+# Setup and build failures leave nothing meaningful to test; stop there.
+run_step "setup" "$ROOT/scripts/setup.sh" || { summary; exit 1; }
+run_step "build" cargo build --workspace --bins || { summary; exit 1; }
+run_step "rust tests" rust_tests || true
+run_step "python tests" python_tests || true
+
+summary
+exit "$failed"
