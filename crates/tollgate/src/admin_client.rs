@@ -21,7 +21,10 @@ impl AdminClient {
         let token = match std::env::var("TOLLGATE_ADMIN_KEY") {
             Ok(t) if !t.trim().is_empty() => t.trim().to_string(),
             _ => {
-                let path = remote.data_dir.join("admin.key");
+                let dir = remote.data_dir.clone().unwrap_or_else(|| {
+                    std::path::PathBuf::from(tollgate_server::app::DEFAULT_DATA_DIR)
+                });
+                let path = dir.join(tollgate_server::app::ADMIN_KEY_FILE);
                 std::fs::read_to_string(&path)
                     .map_err(|e| {
                         format!(

@@ -10,6 +10,8 @@ use std::path::PathBuf;
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
+    #[command(flatten)]
+    pub remote: Remote,
 }
 
 /// How admin commands reach the gateway.
@@ -23,9 +25,10 @@ pub struct Remote {
         global = true
     )]
     pub server: String,
-    /// Data directory holding admin.key (used when TOLLGATE_ADMIN_KEY is not set).
-    #[arg(long, default_value = "tollgate-data", global = true)]
-    pub data_dir: PathBuf,
+    /// Data directory: where `serve` keeps its state, and where admin commands find admin.key
+    /// when TOLLGATE_ADMIN_KEY is not set (default ./tollgate-data).
+    #[arg(long, global = true)]
+    pub data_dir: Option<PathBuf>,
     /// Print machine-readable JSON.
     #[arg(long, global = true)]
     pub json: bool,
@@ -41,30 +44,21 @@ pub enum Command {
         /// Address to listen on (default 127.0.0.1:8780).
         #[arg(long)]
         listen: Option<SocketAddr>,
-        /// Data directory (default ./tollgate-data).
-        #[arg(long)]
-        data_dir: Option<PathBuf>,
     },
     /// Manage teams.
     Teams {
         #[command(subcommand)]
         action: TeamsAction,
-        #[command(flatten)]
-        remote: Remote,
     },
     /// Manage users.
     Users {
         #[command(subcommand)]
         action: UsersAction,
-        #[command(flatten)]
-        remote: Remote,
     },
     /// Manage gateway keys.
     Keys {
         #[command(subcommand)]
         action: KeysAction,
-        #[command(flatten)]
-        remote: Remote,
     },
     /// Show the request journal, newest first.
     Logs {
@@ -81,8 +75,6 @@ pub enum Command {
         /// Only requests newer than this (30s, 15m, 2h, 7d).
         #[arg(long)]
         since: Option<String>,
-        #[command(flatten)]
-        remote: Remote,
     },
     /// Report spend from the journal.
     Spend {
@@ -92,8 +84,6 @@ pub enum Command {
         /// Only requests newer than this (30s, 15m, 2h, 7d).
         #[arg(long)]
         since: Option<String>,
-        #[command(flatten)]
-        remote: Remote,
     },
     /// Claude Code helpers.
     ClaudeCode {

@@ -7,22 +7,19 @@ use serde_json::{Value, json};
 
 /// Runs a parsed command line.
 pub async fn run(cli: Cli) -> Result<(), String> {
+    let remote = cli.remote;
     match cli.command {
-        Command::Serve {
-            config,
-            listen,
-            data_dir,
-        } => {
+        Command::Serve { config, listen } => {
             tollgate_server::serve(tollgate_server::ServeOptions {
                 config,
                 listen,
-                data_dir,
+                data_dir: remote.data_dir,
             })
             .await
         }
-        Command::Teams { action, remote } => teams(action, &remote).await,
-        Command::Users { action, remote } => users(action, &remote).await,
-        Command::Keys { action, remote } => keys(action, &remote).await,
+        Command::Teams { action } => teams(action, &remote).await,
+        Command::Users { action } => users(action, &remote).await,
+        Command::Keys { action } => keys(action, &remote).await,
         Command::Logs {
             limit,
             user,
@@ -30,7 +27,6 @@ pub async fn run(cli: Cli) -> Result<(), String> {
             session,
             status,
             since,
-            remote,
         } => {
             let mut q = vec![format!("limit={limit}")];
             for (k, v) in [
@@ -52,7 +48,7 @@ pub async fn run(cli: Cli) -> Result<(), String> {
             print_logs(&v, remote.json);
             Ok(())
         }
-        Command::Spend { by, since, remote } => {
+        Command::Spend { by, since } => {
             let mut path = format!("/spend?by={}", enc(&by));
             if let Some(s) = since {
                 path.push_str(&format!("&since={}", enc(&s)));
