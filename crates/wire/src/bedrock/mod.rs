@@ -1,0 +1,1 @@
+//! Bedrock InvokeModel envelopes and the AWS event-stream framing.

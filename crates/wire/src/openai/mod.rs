@@ -1,0 +1,1 @@
+//! OpenAI Chat Completions dialect and conversion to and from Anthropic Messages.
