@@ -13,7 +13,6 @@ use std::time::Duration;
 use tollgate_govern::{Identities, generate_admin_key, hash_key};
 use tollgate_ledger::PriceTable;
 use tollgate_ledger::journal::{Journal, JournalConfig, JournalReader};
-use tollgate_providers::client::build_client;
 use tollgate_providers::{AnthropicUpstream, ProviderConfig, ProviderKind, UpstreamClientOptions};
 use tollgate_routing::Routes;
 use tollgate_store::Store;
@@ -128,10 +127,10 @@ pub fn build_state(config: Config, data_dir: &Path) -> Result<Arc<AppState>, Str
             .store_bodies
             .then_some(config.journal.body_cap_bytes),
     };
-    let client = build_client(&UpstreamClientOptions {
+    let client_options = UpstreamClientOptions {
         connect_timeout: Duration::from_secs(s.upstream_connect_timeout_secs),
         ..Default::default()
-    });
+    };
     let admin_keys = ArcSwap::from_pointee(store.admin_credentials().map_err(|e| e.to_string())?);
     let state = Arc::new(AppState {
         config,
@@ -142,7 +141,7 @@ pub fn build_state(config: Config, data_dir: &Path) -> Result<Arc<AppState>, Str
         journal_reader,
         prices,
         routes: Routes::new(upstreams),
-        client,
+        client_options,
         limits,
     });
     state.refresh_identities().map_err(|e| e.to_string())?;
@@ -178,19 +177,61 @@ pub async fn serve(opts: ServeOptions) -> Result<(), String> {
             "no provider configured: model requests will fail until ANTHROPIC_API_KEY is set or [[providers]] is added"
         );
     }
-    let tcp = tokio::net::TcpListener::bind(listen)
-        .await
+    let workers = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
+    let sockets = listener::bind_reuseport(listen, workers)
         .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
-    let addr = tcp.local_addr().map_err(|e| e.to_string())?;
+    let addr = sockets
+        .first()
+        .and_then(|s| s.local_addr().ok())
+        .ok_or_else(|| format!("cannot listen on {listen}"))?;
     println!("tollgate listening on http://{addr}");
-    let app = router(state.clone());
-    listener::serve(
-        tcp,
-        app,
-        header_timeout,
-        Duration::from_secs(30),
-        shutdown_signal(),
-    )
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let mut threads = Vec::new();
+    for (i, socket) in sockets.into_iter().enumerate() {
+        let app = router(state.clone());
+        let mut stop = stop_rx.clone();
+        let t = std::thread::Builder::new()
+            .name(format!("tollgate-worker-{i}"))
+            .spawn(move || {
+                // Thread per core: each worker owns a listener socket (SO_REUSEPORT), a
+                // single-threaded runtime and its own upstream pool.
+                let rt = match tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                {
+                    Ok(rt) => rt,
+                    Err(e) => {
+                        tracing::error!(error = %e, "cannot start a worker runtime");
+                        return;
+                    }
+                };
+                rt.block_on(async move {
+                    let tcp = match tokio::net::TcpListener::from_std(socket) {
+                        Ok(t) => t,
+                        Err(e) => {
+                            tracing::error!(error = %e, "cannot register the listener");
+                            return;
+                        }
+                    };
+                    let stopped = async move {
+                        let _ = stop.wait_for(|s| *s).await;
+                    };
+                    listener::serve(tcp, app, header_timeout, Duration::from_secs(30), stopped)
+                        .await;
+                });
+            })
+            .map_err(|e| format!("cannot start worker thread: {e}"))?;
+        threads.push(t);
+    }
+    shutdown_signal().await;
+    let _ = stop_tx.send(true);
+    let _ = tokio::task::spawn_blocking(move || {
+        for t in threads {
+            let _ = t.join();
+        }
+    })
     .await;
     let journal = state.journal.clone();
     let _ = tokio::task::spawn_blocking(move || journal.shutdown()).await;

@@ -6,6 +6,7 @@
 //! - `state`: what every request can reach.
 //! - `listener`: the TCP accept loop with its limits.
 //! - `pipeline`: the model request phases (accept … settle), one module each.
+//! - `request_id`: time-ordered request ids without a system call each.
 //! - `decode`: request `Content-Encoding` decoding with a size cap.
 //! - `error`: the pipeline's error type, rendered in the client's dialect.
 //! - `admin`: the `/admin/v1` API.
@@ -17,6 +18,7 @@ pub mod decode;
 pub mod error;
 pub mod listener;
 pub mod pipeline;
+pub mod request_id;
 pub mod state;
 
 pub use app::{ServeOptions, serve};

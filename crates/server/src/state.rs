@@ -7,7 +7,7 @@ use std::time::Duration;
 use tollgate_govern::{Identities, IdentitySnapshot, KeyHash};
 use tollgate_ledger::PriceTable;
 use tollgate_ledger::journal::{Journal, JournalReader};
-use tollgate_providers::UpstreamClient;
+use tollgate_providers::{UpstreamClient, UpstreamClientOptions};
 use tollgate_routing::Routes;
 use tollgate_store::{Store, StoreError};
 
@@ -22,8 +22,15 @@ pub struct AppState {
     pub journal_reader: Arc<JournalReader>,
     pub prices: PriceTable,
     pub routes: Routes,
-    pub client: UpstreamClient,
+    pub client_options: UpstreamClientOptions,
     pub limits: Limits,
+}
+
+thread_local! {
+    /// One upstream client per worker thread: pooled connections then live on the same
+    /// single-threaded runtime as the requests that use them, so no request wakes another
+    /// thread.
+    static CLIENT: std::cell::OnceCell<UpstreamClient> = const { std::cell::OnceCell::new() };
 }
 
 /// Limits copied out of the configuration in the units the hot path uses.
@@ -37,6 +44,14 @@ pub struct Limits {
 }
 
 impl AppState {
+    /// This thread's upstream client (created on first use).
+    pub fn upstream_client(&self) -> UpstreamClient {
+        CLIENT.with(|c| {
+            c.get_or_init(|| tollgate_providers::client::build_client(&self.client_options))
+                .clone()
+        })
+    }
+
     /// Rebuilds the identity snapshot from the store; called after every key or user change so
     /// it takes effect on the next request.
     pub fn refresh_identities(&self) -> Result<(), StoreError> {

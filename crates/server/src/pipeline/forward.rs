@@ -41,7 +41,8 @@ pub async fn forward(
         )
         .map_err(|e| GatewayError::bad_gateway(format!("cannot build upstream request: {e}")))?;
     let idle = state.limits.upstream_idle_timeout;
-    let resp = match tokio::time::timeout(idle, state.client.request(upstream_req)).await {
+    let resp = match tokio::time::timeout(idle, state.upstream_client().request(upstream_req)).await
+    {
         Err(_) => {
             return Err(GatewayError::gateway_timeout(format!(
                 "provider '{}' sent no response within {} s",

@@ -41,13 +41,14 @@ impl Recorder {
     /// Starts the record at arrival: id, time, method, path and the attribution headers, so
     /// that even a request refused at once is attributed.
     pub fn start(state: &Arc<AppState>, req: &Request<Body>) -> Self {
-        let id = format!("req_{}", uuid::Uuid::now_v7().simple());
         let now = time::OffsetDateTime::now_utc();
+        let unix_ms = (now.unix_timestamp_nanos() / 1_000_000) as i64;
+        let id = crate::request_id::new_request_id(unix_ms as u64);
         let a = attribution(req.headers());
         let rec = JournalRecord {
             id: id.clone(),
             started_at: rfc3339(now),
-            started_unix_ms: (now.unix_timestamp_nanos() / 1_000_000) as i64,
+            started_unix_ms: unix_ms,
             method: req.method().to_string(),
             path: req.uri().path().to_string(),
             project: a.project,
