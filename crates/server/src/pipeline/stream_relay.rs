@@ -1,6 +1,11 @@
 //! Relaying an upstream SSE stream: bytes pass through untouched, frame by frame, while a
 //! scanner watches them for usage and the end of the message.
 //!
+//! When the client and the upstream speak different dialects, a `decode` transform turns the
+//! upstream's framing into Anthropic SSE (which the scanner watches) and an `encode` transform
+//! turns that into the client's framing; on a same-dialect path both are absent and frames are
+//! handed on without a copy.
+//!
 //! The journal record is written before the frame holding `message_stop` is handed on (or, for
 //! a stream that ends otherwise, before the end is), so a response the client received whole
 //! is always on record. An upstream failure after the stream began reaches the client as an
@@ -17,9 +22,20 @@ use tokio::time::{Instant, Sleep};
 use tollgate_wire::anthropic::{StreamWatch, error_event};
 use tollgate_wire::sse::SseScanner;
 
+/// Rewrites a byte stream from one framing to another, incrementally. Incomplete input is kept
+/// for the next call, never an error.
+pub trait StreamTransform: Send {
+    /// Converts one chunk; the output may be empty.
+    fn feed(&mut self, chunk: &[u8]) -> Result<Bytes, String>;
+    /// Flushes at the end of the input.
+    fn finish(&mut self) -> Bytes;
+}
+
 /// The response body of a relayed stream.
 pub struct StreamRelay {
     upstream: Incoming,
+    decode: Option<Box<dyn StreamTransform>>,
+    encode: Option<Box<dyn StreamTransform>>,
     scanner: SseScanner,
     watch: StreamWatch,
     recorder: Recorder,
@@ -36,6 +52,8 @@ impl StreamRelay {
     pub fn new(upstream: Incoming, recorder: Recorder, idle: Duration, status: u16) -> Self {
         Self {
             upstream,
+            decode: None,
+            encode: None,
             scanner: SseScanner::new(),
             watch: StreamWatch::default(),
             recorder,
@@ -47,14 +65,37 @@ impl StreamRelay {
         }
     }
 
+    /// Adds dialect conversion on either side of the scanner.
+    pub fn with_transforms(
+        mut self,
+        decode: Option<Box<dyn StreamTransform>>,
+        encode: Option<Box<dyn StreamTransform>>,
+    ) -> Self {
+        self.decode = decode;
+        self.encode = encode;
+        self
+    }
+
+    /// Passes Anthropic SSE through the client-side transform.
+    fn to_client(&mut self, anthropic: Bytes) -> Bytes {
+        match self.encode.as_mut() {
+            None => anthropic,
+            Some(enc) => enc.feed(&anthropic).unwrap_or_default(),
+        }
+    }
+
     fn settle(&mut self, failure: Option<(String, String)>) {
         self.recorder
             .finish_response(self.status, &self.watch.facts, self.bytes_out, failure);
     }
 
-    /// Ends the stream with an `event: error` frame, recording why.
+    /// Ends the stream with an error in the client's dialect, recording why.
     fn fail(&mut self, kind: &str, message: String) -> Frame<Bytes> {
-        let frame = error_event(kind, &message);
+        let mut frame = self.to_client(error_event(kind, &message)).to_vec();
+        if let Some(enc) = self.encode.as_mut() {
+            frame.extend_from_slice(&enc.finish());
+        }
+        let frame = Bytes::from(frame);
         self.bytes_out += frame.len() as u64;
         self.settle(Some((kind.to_string(), message)));
         self.ended = true;
@@ -76,28 +117,60 @@ impl Body for StreamRelay {
         }
         match Pin::new(&mut this.upstream).poll_frame(cx) {
             Poll::Ready(Some(Ok(frame))) => {
-                if let Some(data) = frame.data_ref() {
-                    this.bytes_out += data.len() as u64;
-                    let watch = &mut this.watch;
-                    this.scanner.feed(data, |ev| watch.observe(&ev));
-                    this.recorder.capture_response(data);
-                    let deadline = Instant::now() + this.idle;
-                    this.idle_timer.as_mut().reset(deadline);
-                    if this.watch.facts.complete {
-                        this.settle(None);
-                    }
+                let Ok(data) = frame.into_data() else {
+                    // Trailers carry nothing a client of these APIs reads.
+                    cx.waker().wake_by_ref();
+                    return Poll::Pending;
+                };
+                let deadline = Instant::now() + this.idle;
+                this.idle_timer.as_mut().reset(deadline);
+                let anthropic = match this.decode.as_mut() {
+                    None => data,
+                    Some(dec) => match dec.feed(&data) {
+                        Ok(b) => b,
+                        Err(e) => {
+                            let msg = format!("the provider's stream could not be read: {e}");
+                            return Poll::Ready(Some(Ok(this.fail("api_error", msg))));
+                        }
+                    },
+                };
+                let watch = &mut this.watch;
+                this.scanner.feed(&anthropic, |ev| watch.observe(&ev));
+                let out = this.to_client(anthropic);
+                this.bytes_out += out.len() as u64;
+                this.recorder.capture_response(&out);
+                if this.watch.facts.complete {
+                    this.settle(None);
                 }
-                Poll::Ready(Some(Ok(frame)))
+                Poll::Ready(Some(Ok(Frame::data(out))))
             }
             Poll::Ready(Some(Err(e))) => {
                 let msg = format!("the provider's stream failed: {e}");
                 Poll::Ready(Some(Ok(this.fail("api_error", msg))))
             }
             Poll::Ready(None) => {
+                if let Some(dec) = this.decode.as_mut() {
+                    let tail = dec.finish();
+                    if !tail.is_empty() {
+                        let watch = &mut this.watch;
+                        this.scanner.feed(&tail, |ev| watch.observe(&ev));
+                        let out = this.to_client(tail);
+                        this.decode = None;
+                        this.bytes_out += out.len() as u64;
+                        return Poll::Ready(Some(Ok(Frame::data(out))));
+                    }
+                }
                 this.ended = true;
                 if this.watch.facts.complete || this.watch.facts.error.is_some() {
                     // Complete, or already ended by the upstream's own `event: error`.
                     this.settle(None);
+                    if let Some(enc) = this.encode.as_mut() {
+                        let tail = enc.finish();
+                        if !tail.is_empty() {
+                            this.bytes_out += tail.len() as u64;
+                            return Poll::Ready(Some(Ok(Frame::data(tail))));
+                        }
+                    }
                     return Poll::Ready(None);
                 }
                 let msg = "the provider's stream ended before message_stop".to_string();
