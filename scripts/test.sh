@@ -59,7 +59,7 @@ python_tests() {
     for bin in "$TOLLGATE_BIN" "$SCRIPTED_UPSTREAM_BIN"; do
         [ -x "$bin" ] || { echo "missing built binary: $bin" >&2; return 1; }
     done
-    "$ROOT/.venv/bin/pytest" -q -p no:cacheprovider --timeout=600 tests/python tests/claude-code
+    "$ROOT/.venv/bin/pytest" -q -p no:cacheprovider --timeout=600 tests/python tests/fakes tests/claude-code
 }
 
 # Setup and build failures leave nothing meaningful to test; stop there.
