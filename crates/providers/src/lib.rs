@@ -6,12 +6,29 @@
 //! - `config`: provider entries of the configuration file.
 //! - `forward`: which client headers are forwarded to an upstream.
 //! - `anthropic`: the Anthropic Messages API upstream.
+//! - `call`: what one upstream call is ([`UpstreamCall`]), the configured [`Upstream`] of any
+//!   kind and [`build`], which turns a provider entry into one.
+//! - `bedrock`, `vertex`, `openai`: the other upstream kinds; each has `mod.rs` (the type and
+//!   its configuration), `request.rs` (URL and headers of an operation) and `auth.rs`
+//!   (credentials, signing, tokens).
+//! - `betas`: which `anthropic-beta` values each provider kind receives (`data/betas.toml`).
 
 pub mod anthropic;
+pub mod bedrock;
+pub mod betas;
+pub mod call;
 pub mod client;
 pub mod config;
 pub mod forward;
+pub mod openai;
+pub mod vertex;
 
 pub use anthropic::AnthropicUpstream;
+pub use anthropic::ProviderConfigError;
+pub use bedrock::BedrockUpstream;
+pub use betas::{BetaAction, BetaTable, BetaTableError};
+pub use call::{Dialect, Operation, ProviderError, Upstream, UpstreamCall, build, build_with_env};
 pub use client::{UpstreamBody, UpstreamClient, UpstreamClientOptions};
 pub use config::{ProviderConfig, ProviderKind};
+pub use openai::OpenAiUpstream;
+pub use vertex::VertexUpstream;

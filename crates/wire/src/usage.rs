@@ -20,13 +20,17 @@ impl Usage {
     /// All input-side tokens: uncached input plus cache writes and reads. Long-context pricing
     /// tiers are selected on this total.
     pub fn total_input_tokens(&self) -> u64 {
-        self.input_tokens + self.cache_creation_input_tokens + self.cache_read_input_tokens
+        self.input_tokens
+            .saturating_add(self.cache_creation_input_tokens)
+            .saturating_add(self.cache_read_input_tokens)
     }
 
     /// Cache-write tokens billed at the 5-minute rate: the TTL split when the upstream gives one,
     /// otherwise every write (the API default TTL is 5 minutes).
     pub fn cache_write_5m(&self) -> u64 {
-        let split = self.cache_creation_5m_input_tokens + self.cache_creation_1h_input_tokens;
+        let split = self
+            .cache_creation_5m_input_tokens
+            .saturating_add(self.cache_creation_1h_input_tokens);
         if split == 0 {
             self.cache_creation_input_tokens
         } else {
