@@ -1,18 +1,18 @@
 //! Compiled routes and the per-request plan.
 
 use std::sync::Arc;
-use tollgate_providers::AnthropicUpstream;
+use tollgate_providers::Upstream;
 
 /// Every configured upstream, compiled once at start.
 #[derive(Debug, Default)]
 pub struct Routes {
-    providers: Vec<Arc<AnthropicUpstream>>,
+    providers: Vec<Arc<Upstream>>,
 }
 
 /// The ordered attempts for one request.
 #[derive(Debug, Clone)]
 pub struct RoutePlan {
-    pub attempts: Vec<Arc<AnthropicUpstream>>,
+    pub attempts: Vec<Arc<Upstream>>,
 }
 
 /// Why no plan could be made.
@@ -37,7 +37,7 @@ impl std::fmt::Display for RouteError {
 
 impl Routes {
     /// Compiles the provider list; the first provider is the default.
-    pub fn new(providers: Vec<AnthropicUpstream>) -> Self {
+    pub fn new(providers: Vec<Upstream>) -> Self {
         Self {
             providers: providers.into_iter().map(Arc::new).collect(),
         }
@@ -45,7 +45,7 @@ impl Routes {
 
     /// Names of the configured providers, in order.
     pub fn provider_names(&self) -> impl Iterator<Item = &str> {
-        self.providers.iter().map(|p| p.name.as_str())
+        self.providers.iter().map(|p| p.name())
     }
 
     /// The plan for a request that may name a provider.
@@ -54,7 +54,7 @@ impl Routes {
             Some(name) => self
                 .providers
                 .iter()
-                .find(|p| p.name == name)
+                .find(|p| p.name() == name)
                 .ok_or_else(|| RouteError::UnknownProvider(name.to_string()))?,
             None => self.providers.first().ok_or(RouteError::NoProvider)?,
         };
@@ -70,11 +70,15 @@ mod tests {
 
     #[test]
     fn default_and_named_providers() {
-        let mk = |n: &str| AnthropicUpstream::new(n, None, Some("k")).expect("valid");
+        let mk = |n: &str| {
+            Upstream::Anthropic(
+                tollgate_providers::AnthropicUpstream::new(n, None, Some("k")).expect("valid"),
+            )
+        };
         let r = Routes::new(vec![mk("primary"), mk("backup")]);
-        assert_eq!(r.plan(None).expect("plan").attempts[0].name, "primary");
+        assert_eq!(r.plan(None).expect("plan").attempts[0].name(), "primary");
         assert_eq!(
-            r.plan(Some("backup")).expect("plan").attempts[0].name,
+            r.plan(Some("backup")).expect("plan").attempts[0].name(),
             "backup"
         );
         assert_eq!(

@@ -13,8 +13,9 @@ use std::time::Duration;
 use tollgate_govern::{Identities, generate_admin_key, hash_key};
 use tollgate_ledger::PriceTable;
 use tollgate_ledger::journal::{Journal, JournalConfig, JournalReader};
-use tollgate_providers::{AnthropicUpstream, ProviderConfig, ProviderKind, UpstreamClientOptions};
-use tollgate_routing::Routes;
+use tollgate_providers::betas::BetaTable;
+use tollgate_providers::{ProviderConfig, ProviderKind, UpstreamClientOptions};
+use tollgate_routing::{Catalog, Routes};
 use tollgate_store::Store;
 
 /// What `tollgate serve` was asked for on the command line.
@@ -51,6 +52,7 @@ pub fn resolve_config(opts: &ServeOptions) -> Result<Config, String> {
             kind: ProviderKind::Anthropic,
             base_url: std::env::var("TOLLGATE_ANTHROPIC_BASE_URL").ok(),
             api_key: Some(key),
+            ..Default::default()
         });
     }
     if let Some(l) = opts.listen {
@@ -105,14 +107,19 @@ pub fn build_state(config: Config, data_dir: &Path) -> Result<Arc<AppState>, Str
         .apply_overrides(&config.prices)
         .map_err(|e| format!("prices: {e}"))?;
     let mut upstreams = Vec::new();
+    let mut betas = std::collections::HashMap::new();
     for p in &config.providers {
-        match p.kind {
-            ProviderKind::Anthropic => upstreams.push(
-                AnthropicUpstream::new(&p.name, p.base_url.as_deref(), p.api_key.as_deref())
-                    .map_err(|e| e.to_string())?,
-            ),
+        if betas.contains_key(&p.name) {
+            return Err(format!("provider name '{}' is used twice", p.name));
         }
+        upstreams.push(tollgate_providers::build(p).map_err(|e| e.to_string())?);
+        let mut table = BetaTable::builtin();
+        table
+            .apply_overrides(p.kind, &p.betas)
+            .map_err(|e| format!("provider '{}': betas: {e}", p.name))?;
+        betas.insert(p.name.clone(), table);
     }
+    let catalog = Catalog::new(config.models.clone())?;
     let jcfg = JournalConfig::in_dir(data_dir);
     let journal = Journal::open(&jcfg).map_err(|e| format!("journal: {e}"))?;
     let journal_reader =
@@ -141,6 +148,8 @@ pub fn build_state(config: Config, data_dir: &Path) -> Result<Arc<AppState>, Str
         journal_reader,
         prices,
         routes: Routes::new(upstreams),
+        catalog,
+        betas,
         client_options,
         limits,
     });

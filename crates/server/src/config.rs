@@ -16,6 +16,8 @@ pub struct Config {
     #[serde(default)]
     pub providers: Vec<ProviderConfig>,
     #[serde(default)]
+    pub models: Vec<tollgate_routing::ModelEntry>,
+    #[serde(default)]
     pub prices: BTreeMap<String, PriceOverride>,
     #[serde(default)]
     pub journal: JournalSection,

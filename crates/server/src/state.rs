@@ -2,13 +2,15 @@
 
 use crate::config::Config;
 use arc_swap::ArcSwap;
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 use tollgate_govern::{Identities, IdentitySnapshot, KeyHash};
 use tollgate_ledger::PriceTable;
 use tollgate_ledger::journal::{Journal, JournalReader};
+use tollgate_providers::betas::BetaTable;
 use tollgate_providers::{UpstreamClient, UpstreamClientOptions};
-use tollgate_routing::Routes;
+use tollgate_routing::{Catalog, Routes};
 use tollgate_store::{Store, StoreError};
 
 /// Shared gateway state. Hot-path reads are lock-free snapshots; the store is only touched by
@@ -22,6 +24,9 @@ pub struct AppState {
     pub journal_reader: Arc<JournalReader>,
     pub prices: PriceTable,
     pub routes: Routes,
+    pub catalog: Catalog,
+    /// The beta table of each provider (built-in rules plus that provider's overrides).
+    pub betas: HashMap<String, BetaTable>,
     pub client_options: UpstreamClientOptions,
     pub limits: Limits,
 }

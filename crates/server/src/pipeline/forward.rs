@@ -2,8 +2,11 @@
 //!
 //! Non-streaming answers are read whole (they are generated whole anyway), settled, then sent,
 //! so their journal record exists before the client has the first byte. Streams are relayed
-//! frame by frame by [`StreamRelay`].
+//! frame by frame by [`StreamRelay`]. An Anthropic upstream gets the client's bytes unchanged;
+//! other upstreams go through [`convert`](super::convert).
 
+use super::accept::{Accepted, Endpoint};
+use super::convert;
 use super::route::Routed;
 use super::settle::Recorder;
 use super::stream_relay::StreamRelay;
@@ -11,11 +14,13 @@ use crate::error::GatewayError;
 use crate::state::AppState;
 use axum::body::Body;
 use bytes::Bytes;
-use http::{HeaderMap, Response};
+use http::{HeaderMap, HeaderValue, Response};
 use http_body_util::{BodyExt, Limited};
 use std::sync::Arc;
+use tollgate_providers::{Operation, Upstream, UpstreamBody, UpstreamCall};
+use tollgate_routing::ModelOnProvider;
 use tollgate_wire::anthropic::read_response;
-use tollgate_wire::headers::{HOP_BY_HOP, REQUEST_ID};
+use tollgate_wire::headers::{ANTHROPIC_BETA, HOP_BY_HOP, REQUEST_ID};
 
 /// Non-streaming upstream answers larger than this are refused rather than buffered.
 const MAX_UPSTREAM_BODY: usize = 256 * 1024 * 1024;
@@ -26,34 +31,133 @@ pub async fn forward(
     rec: &mut Recorder,
     routed: Routed,
 ) -> Result<Response<Body>, GatewayError> {
-    let accepted = routed.admitted.classified.auth.accepted;
+    let classified = routed.admitted.classified;
+    let accepted = classified.auth.accepted;
+    let stream = classified.facts.stream;
+    let requested = classified.facts.model.unwrap_or_default();
     // One attempt per plan in this slice; fallback iterates here, before the first byte.
     let Some(target) = routed.plan.attempts.first() else {
         return Err(GatewayError::not_found("no route for this request"));
     };
-    rec.set_provider(&target.name);
-    let upstream_req = target
-        .request(
-            accepted.method,
-            &accepted.api_path_and_query,
-            &accepted.headers,
-            accepted.body,
-        )
-        .map_err(|e| GatewayError::bad_gateway(format!("cannot build upstream request: {e}")))?;
+    rec.set_provider(target.name());
+    let model_id = match state.catalog.on_provider(&requested, target.name()) {
+        ModelOnProvider::Unlisted => requested.clone(),
+        ModelOnProvider::Mapped { id, .. } => id.to_string(),
+        ModelOnProvider::NotServed { name } => {
+            return Err(GatewayError::not_found(format!(
+                "model '{name}' is not served by provider '{}' (see [[models]] in the gateway config)",
+                target.name()
+            )));
+        }
+    };
+    match target.as_ref() {
+        Upstream::Anthropic(a) => {
+            let body = if model_id == requested {
+                accepted.body
+            } else {
+                convert::with_model(&accepted.body, &model_id, stream)?
+            };
+            let req = a
+                .request(
+                    accepted.method,
+                    &accepted.api_path_and_query,
+                    &accepted.headers,
+                    body,
+                )
+                .map_err(|e| {
+                    GatewayError::bad_gateway(format!("cannot build upstream request: {e}"))
+                })?;
+            relay(state, rec, target, req, stream, &requested).await
+        }
+        other => {
+            let req = prepare_converted(state, other, &accepted, &model_id, stream).await?;
+            relay(state, rec, target, req, stream, &requested).await
+        }
+    }
+}
+
+/// Builds the request for an upstream of another dialect: beta filtering, body conversion,
+/// endpoint and credentials.
+async fn prepare_converted(
+    state: &AppState,
+    upstream: &Upstream,
+    accepted: &Accepted,
+    model_id: &str,
+    stream: bool,
+) -> Result<http::Request<UpstreamBody>, GatewayError> {
+    let count_tokens = accepted.endpoint == Endpoint::CountTokens;
+    let header_betas: Vec<&str> = accepted
+        .headers
+        .get_all(ANTHROPIC_BETA)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .collect();
+    let betas = state
+        .betas
+        .get(upstream.name())
+        .map(|t| t.filter(upstream.kind(), &header_betas))
+        .unwrap_or_default();
+    let body = convert::request_body(
+        upstream,
+        &accepted.body,
+        model_id,
+        stream,
+        count_tokens,
+        &betas,
+    )?;
+    let call = UpstreamCall {
+        operation: if count_tokens {
+            Operation::CountTokens
+        } else {
+            Operation::Messages
+        },
+        stream,
+        model: model_id,
+        body,
+        client_headers: &accepted.headers,
+        betas: &betas,
+    };
+    let prepared = match upstream {
+        Upstream::Bedrock(b) => b.prepare(&call).await,
+        Upstream::Vertex(v) => v.prepare(&call).await,
+        Upstream::OpenAi(o) => o.prepare(&call).await,
+        Upstream::Anthropic(_) => {
+            return Err(GatewayError::bad_gateway(
+                "the Anthropic upstream takes the pass-through path",
+            ));
+        }
+    };
+    prepared.map_err(|e| {
+        if e.retryable {
+            GatewayError::bad_gateway(format!("provider '{}': {e}", upstream.name()))
+        } else {
+            GatewayError::not_found(format!("provider '{}': {e}", upstream.name()))
+        }
+    })
+}
+
+/// Sends the request and relays the answer, converting it to Anthropic when needed.
+async fn relay(
+    state: &Arc<AppState>,
+    rec: &mut Recorder,
+    target: &Upstream,
+    req: http::Request<UpstreamBody>,
+    stream: bool,
+    client_model: &str,
+) -> Result<Response<Body>, GatewayError> {
     let idle = state.limits.upstream_idle_timeout;
-    let resp = match tokio::time::timeout(idle, state.upstream_client().request(upstream_req)).await
-    {
+    let resp = match tokio::time::timeout(idle, state.upstream_client().request(req)).await {
         Err(_) => {
             return Err(GatewayError::gateway_timeout(format!(
                 "provider '{}' sent no response within {} s",
-                target.name,
+                target.name(),
                 idle.as_secs()
             )));
         }
         Ok(Err(e)) => {
             return Err(GatewayError::bad_gateway(format!(
                 "provider '{}' could not be reached: {}",
-                target.name,
+                target.name(),
                 error_chain(&e)
             )));
         }
@@ -61,22 +165,66 @@ pub async fn forward(
     };
     let (parts, body) = resp.into_parts();
     let status = parts.status;
-    rec.set_upstream_request_id(parts.headers.get(REQUEST_ID).and_then(|v| v.to_str().ok()));
+    let same_dialect = matches!(target, Upstream::Anthropic(_));
+    rec.set_upstream_request_id(
+        parts
+            .headers
+            .get(REQUEST_ID)
+            .or_else(|| parts.headers.get("x-amzn-requestid"))
+            .and_then(|v| v.to_str().ok()),
+    );
     let mut out = Response::builder().status(status);
     if let Some(h) = out.headers_mut() {
-        copy_response_headers(&parts.headers, h);
+        if same_dialect {
+            copy_response_headers(&parts.headers, h);
+        } else if let Some(v) = parts.headers.get(http::header::RETRY_AFTER) {
+            h.insert(http::header::RETRY_AFTER, v.clone());
+        }
         rec.set_request_id_header(h);
     }
-    if is_event_stream(&parts.headers) {
+    let streaming = if same_dialect {
+        is_event_stream(&parts.headers)
+    } else {
+        stream && status.is_success()
+    };
+    if streaming {
+        if let Some(h) = out.headers_mut()
+            && !same_dialect
+        {
+            h.insert(
+                http::header::CONTENT_TYPE,
+                HeaderValue::from_static("text/event-stream"),
+            );
+            h.insert(
+                http::header::CACHE_CONTROL,
+                HeaderValue::from_static("no-cache"),
+            );
+        }
         rec.mark_first_byte();
-        let relay = StreamRelay::new(body, rec.detach(), idle, status.as_u16());
+        let decode = convert::stream_decoder(target, client_model, rec.id());
+        let relay = StreamRelay::new(body, rec.detach(), idle, status.as_u16())
+            .with_transforms(decode, None);
         return out
             .body(Body::new(relay))
             .map_err(|e| GatewayError::bad_gateway(format!("invalid upstream response: {e}")));
     }
     let bytes = read_whole(body, idle).await.map_err(|m| {
-        GatewayError::bad_gateway(format!("provider '{}' response failed: {m}", target.name))
+        GatewayError::bad_gateway(format!("provider '{}' response failed: {m}", target.name()))
     })?;
+    let (status, bytes) = if same_dialect {
+        (status, bytes)
+    } else if status.is_success() {
+        (status, convert::response_body(target, bytes, client_model)?)
+    } else {
+        convert::error_response(target, status, &parts.headers, &bytes)
+    };
+    if !same_dialect && let Some(h) = out.headers_mut() {
+        h.insert(
+            http::header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+    }
+    let out = out.status(status);
     let facts = read_response(&bytes);
     rec.mark_first_byte();
     rec.capture_response(&bytes);

@@ -10,6 +10,7 @@ pub mod accept;
 pub mod admit;
 pub mod authenticate;
 pub mod classify;
+pub mod convert;
 pub mod forward;
 pub mod models;
 pub mod route;

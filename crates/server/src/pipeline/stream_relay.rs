@@ -77,7 +77,7 @@ impl StreamRelay {
     }
 
     /// Passes Anthropic SSE through the client-side transform.
-    fn to_client(&mut self, anthropic: Bytes) -> Bytes {
+    fn encode_for_client(&mut self, anthropic: Bytes) -> Bytes {
         match self.encode.as_mut() {
             None => anthropic,
             Some(enc) => enc.feed(&anthropic).unwrap_or_default(),
@@ -91,7 +91,7 @@ impl StreamRelay {
 
     /// Ends the stream with an error in the client's dialect, recording why.
     fn fail(&mut self, kind: &str, message: String) -> Frame<Bytes> {
-        let mut frame = self.to_client(error_event(kind, &message)).to_vec();
+        let mut frame = self.encode_for_client(error_event(kind, &message)).to_vec();
         if let Some(enc) = self.encode.as_mut() {
             frame.extend_from_slice(&enc.finish());
         }
@@ -136,7 +136,7 @@ impl Body for StreamRelay {
                 };
                 let watch = &mut this.watch;
                 this.scanner.feed(&anthropic, |ev| watch.observe(&ev));
-                let out = this.to_client(anthropic);
+                let out = this.encode_for_client(anthropic);
                 this.bytes_out += out.len() as u64;
                 this.recorder.capture_response(&out);
                 if this.watch.facts.complete {
@@ -154,7 +154,7 @@ impl Body for StreamRelay {
                     if !tail.is_empty() {
                         let watch = &mut this.watch;
                         this.scanner.feed(&tail, |ev| watch.observe(&ev));
-                        let out = this.to_client(tail);
+                        let out = this.encode_for_client(tail);
                         this.decode = None;
                         this.bytes_out += out.len() as u64;
                         return Poll::Ready(Some(Ok(Frame::data(out))));
