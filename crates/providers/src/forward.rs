@@ -4,12 +4,13 @@ use http::HeaderMap;
 use tollgate_wire::headers::{HOP_BY_HOP, X_API_KEY, X_TOLLGATE_PREFIX};
 
 /// True for headers that are never forwarded: connection-level ones, client credentials, the
-/// gateway's own `x-tollgate-*`, and encodings the gateway has already undone or needs off
+/// gateway's own `x-tollgate-*` (and Azure-style `api-key`), and encodings the gateway has already undone or needs off
 /// (responses must arrive uncompressed so usage can be read from them).
 pub fn is_withheld(name: &str) -> bool {
     HOP_BY_HOP.contains(&name)
         || name == "authorization"
         || name == X_API_KEY
+        || name == "api-key"
         || name == "content-encoding"
         || name == "accept-encoding"
         || name.starts_with(X_TOLLGATE_PREFIX)

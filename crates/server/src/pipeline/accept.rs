@@ -1,5 +1,6 @@
 //! Phase 1, accept: map the URL to an endpoint, enforce size and time limits, decode the body.
 
+use super::dialect::{BEDROCK_MOUNT, VERTEX_MOUNT};
 use super::settle::Recorder;
 use crate::decode::decode_body;
 use crate::error::GatewayError;
@@ -8,6 +9,8 @@ use axum::body::Body;
 use bytes::Bytes;
 use http::{HeaderMap, Method, Request};
 use http_body_util::{BodyExt, Limited};
+use tollgate_wire::bedrock::parse_bedrock_path;
+use tollgate_wire::vertex::{VertexAction, parse_vertex_path};
 
 /// The model API endpoints of the Anthropic dialect.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -17,15 +20,92 @@ pub enum Endpoint {
     Models,
 }
 
+/// How the request arrived, with what its path says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Ingress {
+    Anthropic,
+    OpenAi,
+    /// `/bedrock/model/{id}/invoke[-with-response-stream]`.
+    Bedrock {
+        model: String,
+        stream: bool,
+    },
+    /// `/vertex/v1/projects/…/models/{model}:rawPredict|:streamRawPredict|count-tokens`.
+    Vertex {
+        model: Option<String>,
+        stream: bool,
+    },
+}
+
 /// A request whose endpoint is known and whose body is read and decoded.
 #[derive(Debug)]
 pub struct Accepted {
     pub endpoint: Endpoint,
+    pub ingress: Ingress,
     pub method: Method,
     /// The path from `/v1/` on, with the query: what the upstream receives.
     pub api_path_and_query: String,
     pub headers: HeaderMap,
     pub body: Bytes,
+}
+
+/// Recognises the Bedrock and Vertex mounts and the OpenAI chat path, else the Anthropic
+/// endpoints (see [`endpoint_of`]). Returns the endpoint, the ingress, and the API path the
+/// Anthropic upstream gets.
+pub fn route_path(
+    method: &Method,
+    path: &str,
+    query: Option<&str>,
+) -> Result<(Endpoint, Ingress, String), GatewayError> {
+    let post_only = |what: &str| {
+        if method == Method::POST {
+            Ok(())
+        } else {
+            Err(GatewayError::new(
+                http::StatusCode::METHOD_NOT_ALLOWED,
+                crate::error::ErrorKind::InvalidRequest,
+                format!("method {method} is not allowed on {what}"),
+            ))
+        }
+    };
+    if let Some(rest) = path.strip_prefix(BEDROCK_MOUNT) {
+        post_only(path)?;
+        let p = parse_bedrock_path(rest).map_err(|e| GatewayError::not_found(e.to_string()))?;
+        let ingress = Ingress::Bedrock {
+            model: p.model_id,
+            stream: p.stream,
+        };
+        return Ok((Endpoint::Messages, ingress, "/v1/messages".into()));
+    }
+    if let Some(rest) = path.strip_prefix(VERTEX_MOUNT) {
+        post_only(path)?;
+        let p = parse_vertex_path(rest).map_err(|e| GatewayError::not_found(e.to_string()))?;
+        let stream = p.stream();
+        let count = p.action == VertexAction::CountTokens;
+        let ingress = Ingress::Vertex {
+            model: p.model,
+            stream,
+        };
+        return Ok(if count {
+            (
+                Endpoint::CountTokens,
+                ingress,
+                "/v1/messages/count_tokens".into(),
+            )
+        } else {
+            (Endpoint::Messages, ingress, "/v1/messages".into())
+        });
+    }
+    if path.ends_with("/v1/chat/completions") {
+        post_only(path)?;
+        return Ok((Endpoint::Messages, Ingress::OpenAi, "/v1/messages".into()));
+    }
+    let (endpoint, at) = endpoint_of(method, path)?;
+    let api = match query {
+        Some(q) => format!("{}?{q}", &path[at..]),
+        None => path[at..].to_string(),
+    };
+    Ok((endpoint, Ingress::Anthropic, api))
 }
 
 /// Recognises `[prefix]/v1/messages`, `[prefix]/v1/messages/count_tokens` and
@@ -59,11 +139,8 @@ pub async fn accept(
     req: Request<Body>,
 ) -> Result<Accepted, GatewayError> {
     let (parts, body) = req.into_parts();
-    let (endpoint, at) = endpoint_of(&parts.method, parts.uri.path())?;
-    let api_path_and_query = match parts.uri.query() {
-        Some(q) => format!("{}?{q}", &parts.uri.path()[at..]),
-        None => parts.uri.path()[at..].to_string(),
-    };
+    let (endpoint, ingress, api_path_and_query) =
+        route_path(&parts.method, parts.uri.path(), parts.uri.query())?;
     let max = state.limits.max_body_bytes;
     if let Some(len) = parts
         .headers
@@ -100,6 +177,7 @@ pub async fn accept(
     rec.capture_request_body(&body);
     Ok(Accepted {
         endpoint,
+        ingress,
         method: parts.method,
         api_path_and_query,
         headers: parts.headers,
@@ -137,6 +215,37 @@ mod tests {
         assert_eq!(
             e(Method::POST, "/v2/other").map_err(|e| e.status),
             Err(http::StatusCode::NOT_FOUND)
+        );
+    }
+
+    #[test]
+    fn dialect_mounts() {
+        let r = |p: &str| route_path(&Method::POST, p, None).map(|x| (x.0, x.1));
+        assert_eq!(
+            r("/bedrock/model/us.anthropic.claude-x-v1%3A0/invoke-with-response-stream"),
+            Ok((
+                Endpoint::Messages,
+                Ingress::Bedrock {
+                    model: "us.anthropic.claude-x-v1:0".into(),
+                    stream: true
+                }
+            ))
+        );
+        assert_eq!(
+            r(
+                "/vertex/v1/projects/p/locations/global/publishers/anthropic/models/claude-x@1:rawPredict"
+            ),
+            Ok((
+                Endpoint::Messages,
+                Ingress::Vertex {
+                    model: Some("claude-x@1".into()),
+                    stream: false
+                }
+            ))
+        );
+        assert_eq!(
+            r("/v1/chat/completions"),
+            Ok((Endpoint::Messages, Ingress::OpenAi))
         );
     }
 }

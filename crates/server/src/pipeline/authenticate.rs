@@ -29,7 +29,9 @@ fn candidates(headers: &HeaderMap) -> impl Iterator<Item = &str> {
                 .or_else(|| v.strip_prefix("bearer "))
         });
     let api_key = headers.get(X_API_KEY).and_then(|v| v.to_str().ok());
-    [own, bearer, api_key]
+    // Azure-style OpenAI clients send `api-key`.
+    let azure = headers.get("api-key").and_then(|v| v.to_str().ok());
+    [own, bearer, api_key, azure]
         .into_iter()
         .flatten()
         .map(str::trim)

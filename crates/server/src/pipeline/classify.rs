@@ -1,14 +1,21 @@
 //! Phase 3, classify: read only the body fields and headers the gateway acts on.
 
 use super::accept::Endpoint;
+use super::accept::Ingress;
 use super::authenticate::Authenticated;
+use super::dialect::{ClientDialect, ClientSide};
 use crate::error::GatewayError;
 use http::HeaderMap;
+use http::HeaderValue;
 use tollgate_wire::anthropic::{RequestFacts, read_request};
+use tollgate_wire::bedrock::bedrock_body_to_messages;
+use tollgate_wire::headers::{ANTHROPIC_BETA, ANTHROPIC_VERSION};
 use tollgate_wire::headers::{
     X_CLAUDE_CODE_AGENT_ID, X_CLAUDE_CODE_SESSION_ID, X_TOLLGATE_PROJECT, X_TOLLGATE_PROVIDER,
     X_TOLLGATE_TAGS,
 };
+use tollgate_wire::openai::{ConvertOptions, chat_to_messages_request};
+use tollgate_wire::vertex::vertex_body_to_messages;
 
 /// Who and what a request is attributed to, from headers.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -21,11 +28,13 @@ pub struct Attribution {
     pub user_agent: Option<String>,
 }
 
-/// A request whose facts are known.
+/// A request whose facts are known. Whatever dialect it arrived in, `auth.accepted.body` is
+/// now an Anthropic Messages body.
 #[derive(Debug)]
 pub struct Classified {
     pub auth: Authenticated,
     pub facts: RequestFacts,
+    pub client: ClientSide,
 }
 
 fn header(h: &HeaderMap, name: &str) -> Option<String> {
@@ -57,7 +66,8 @@ pub fn attribution(h: &HeaderMap) -> Attribution {
 }
 
 /// Runs the classify phase.
-pub fn classify(auth: Authenticated) -> Result<Classified, GatewayError> {
+pub fn classify(mut auth: Authenticated) -> Result<Classified, GatewayError> {
+    let mut client = normalize(&mut auth.accepted)?;
     let facts =
         read_request(&auth.accepted.body).map_err(|e| GatewayError::invalid(e.to_string()))?;
     if facts.model.is_none() {
@@ -66,5 +76,104 @@ pub fn classify(auth: Authenticated) -> Result<Classified, GatewayError> {
     if auth.accepted.endpoint == Endpoint::Messages && facts.max_tokens.is_none() {
         return Err(GatewayError::invalid("max_tokens: field required"));
     }
-    Ok(Classified { auth, facts })
+    if client.model.is_empty() {
+        client.model = facts.model.clone().unwrap_or_default();
+    }
+    Ok(Classified {
+        auth,
+        facts,
+        client,
+    })
+}
+
+/// The parts of a client request that shape its answers.
+struct ClientFacts {
+    dialect: ClientDialect,
+    model: Option<String>,
+    include_usage: bool,
+}
+
+impl ClientFacts {
+    fn into_side(self) -> ClientSide {
+        ClientSide {
+            dialect: self.dialect,
+            model: self.model.unwrap_or_default(),
+            include_usage: self.include_usage,
+        }
+    }
+}
+
+#[derive(serde::Deserialize, Default)]
+struct StreamOptions {
+    #[serde(default)]
+    include_usage: bool,
+}
+
+#[derive(serde::Deserialize, Default)]
+struct OpenAiHead {
+    #[serde(default)]
+    stream_options: Option<StreamOptions>,
+}
+
+/// Rewrites a Bedrock, Vertex or OpenAI request into an Anthropic Messages request (body and
+/// the headers an Anthropic upstream needs), keeping what the answer must echo.
+fn normalize(a: &mut super::accept::Accepted) -> Result<ClientSide, GatewayError> {
+    let invalid = |e: &dyn std::fmt::Display| GatewayError::invalid(e.to_string());
+    let facts = match a.ingress.clone() {
+        Ingress::Anthropic => ClientFacts {
+            dialect: ClientDialect::Anthropic,
+            model: None,
+            include_usage: false,
+        },
+        Ingress::OpenAi => {
+            let head = read_request(&a.body).map_err(|e| invalid(&e))?;
+            let model = head
+                .model
+                .ok_or_else(|| GatewayError::invalid("model: field required"))?;
+            let opts: OpenAiHead = serde_json::from_slice(&a.body).unwrap_or_default();
+            a.body = chat_to_messages_request(
+                &a.body,
+                &ConvertOptions {
+                    target_model: model.clone(),
+                },
+            )
+            .map_err(|e| invalid(&e))?;
+            ClientFacts {
+                dialect: ClientDialect::OpenAi,
+                model: Some(model),
+                include_usage: opts.stream_options.is_some_and(|o| o.include_usage),
+            }
+        }
+        Ingress::Bedrock { model, stream } => {
+            let (body, betas) =
+                bedrock_body_to_messages(&a.body, &model, stream).map_err(|e| invalid(&e))?;
+            a.body = body;
+            for b in betas {
+                if let Ok(v) = HeaderValue::from_str(&b) {
+                    a.headers.append(ANTHROPIC_BETA, v);
+                }
+            }
+            ClientFacts {
+                dialect: ClientDialect::Bedrock,
+                model: Some(model),
+                include_usage: false,
+            }
+        }
+        Ingress::Vertex { model, stream } => {
+            if let Some(m) = &model {
+                a.body = vertex_body_to_messages(&a.body, m, stream).map_err(|e| invalid(&e))?;
+            }
+            ClientFacts {
+                dialect: ClientDialect::Vertex,
+                model,
+                include_usage: false,
+            }
+        }
+    };
+    if facts.dialect != ClientDialect::Anthropic && !a.headers.contains_key(ANTHROPIC_VERSION) {
+        // Bedrock and Vertex carry the version in the body; the Messages API wants the header.
+        a.headers
+            .insert(ANTHROPIC_VERSION, HeaderValue::from_static("2023-06-01"));
+    }
+    Ok(facts.into_side())
 }

@@ -7,6 +7,7 @@
 
 use super::accept::{Accepted, Endpoint};
 use super::convert;
+use super::dialect::{self, ClientSide};
 use super::route::Routed;
 use super::settle::Recorder;
 use super::stream_relay::StreamRelay;
@@ -32,6 +33,7 @@ pub async fn forward(
     routed: Routed,
 ) -> Result<Response<Body>, GatewayError> {
     let classified = routed.admitted.classified;
+    let client = classified.client;
     let accepted = classified.auth.accepted;
     let stream = classified.facts.stream;
     let requested = classified.facts.model.unwrap_or_default();
@@ -67,11 +69,11 @@ pub async fn forward(
                 .map_err(|e| {
                     GatewayError::bad_gateway(format!("cannot build upstream request: {e}"))
                 })?;
-            relay(state, rec, target, req, stream, &requested).await
+            relay(state, rec, target, req, stream, &client).await
         }
         other => {
             let req = prepare_converted(state, other, &accepted, &model_id, stream).await?;
-            relay(state, rec, target, req, stream, &requested).await
+            relay(state, rec, target, req, stream, &client).await
         }
     }
 }
@@ -143,8 +145,9 @@ async fn relay(
     target: &Upstream,
     req: http::Request<UpstreamBody>,
     stream: bool,
-    client_model: &str,
+    client: &ClientSide,
 ) -> Result<Response<Body>, GatewayError> {
+    let client_model = client.model.as_str();
     let idle = state.limits.upstream_idle_timeout;
     let resp = match tokio::time::timeout(idle, state.upstream_client().request(req)).await {
         Err(_) => {
@@ -200,10 +203,15 @@ async fn relay(
                 HeaderValue::from_static("no-cache"),
             );
         }
+        let (encode, content_type) = dialect::stream_encoder(client);
+        if let (Some(h), Some(ct)) = (out.headers_mut(), content_type) {
+            h.insert(http::header::CONTENT_TYPE, ct);
+            h.remove(http::header::CONTENT_LENGTH);
+        }
         rec.mark_first_byte();
         let decode = convert::stream_decoder(target, client_model, rec.id());
         let relay = StreamRelay::new(body, rec.detach(), idle, status.as_u16())
-            .with_transforms(decode, None);
+            .with_transforms(decode, encode);
         return out
             .body(Body::new(relay))
             .map_err(|e| GatewayError::bad_gateway(format!("invalid upstream response: {e}")));
@@ -224,8 +232,14 @@ async fn relay(
             HeaderValue::from_static("application/json"),
         );
     }
-    let out = out.status(status);
     let facts = read_response(&bytes);
+    let (status, extra, bytes) = dialect::whole_response(client, status, bytes);
+    let mut out = out.status(status);
+    if let Some(h) = out.headers_mut() {
+        for (name, value) in extra {
+            h.insert(name, value);
+        }
+    }
     rec.mark_first_byte();
     rec.capture_response(&bytes);
     rec.finish_response(status.as_u16(), &facts, bytes.len() as u64, None);

@@ -11,6 +11,7 @@ pub mod admit;
 pub mod authenticate;
 pub mod classify;
 pub mod convert;
+pub mod dialect;
 pub mod forward;
 pub mod models;
 pub mod route;
@@ -28,10 +29,11 @@ use std::sync::Arc;
 /// Serves one model API request from arrival to journal record.
 pub async fn handle(state: Arc<AppState>, req: Request<Body>) -> Response<Body> {
     let mut rec = Recorder::start(&state, &req);
+    let dialect = dialect::ClientDialect::of_path(req.uri().path());
     match run(&state, &mut rec, req).await {
         Ok(resp) => resp,
         Err(err) => {
-            let resp = err.into_response(rec.id());
+            let resp = dialect::error_response(dialect, &err, rec.id());
             rec.finish_error(&err);
             resp
         }
@@ -47,7 +49,11 @@ async fn run(
     let caller = authenticate::authenticate(state, accepted)?;
     rec.attribute(&caller);
     if caller.accepted.endpoint == Endpoint::Models {
-        return Ok(models::list(state, rec));
+        let openai_shape = !caller
+            .accepted
+            .headers
+            .contains_key(tollgate_wire::headers::ANTHROPIC_VERSION);
+        return Ok(models::list(state, rec, openai_shape));
     }
     let classified = classify::classify(caller)?;
     rec.classify(&classified);

@@ -5,11 +5,23 @@ use crate::state::AppState;
 use axum::body::Body;
 use http::{HeaderValue, Response};
 
-/// Lists every priced model (all of them are allowed until model policies exist).
-pub fn list(state: &AppState, rec: &mut Recorder) -> Response<Body> {
-    let data: Vec<serde_json::Value> = state
-        .prices
-        .models()
+/// Lists every priced model and every catalogue name (all of them are allowed until model
+/// policies exist). `openai_shape` answers in the OpenAI list format, for clients that send no
+/// `anthropic-version`.
+pub fn list(state: &AppState, rec: &mut Recorder, openai_shape: bool) -> Response<Body> {
+    let mut ids: Vec<&str> = state.prices.models().chain(state.catalog.names()).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    if openai_shape {
+        let data: Vec<serde_json::Value> = ids
+            .iter()
+            .map(|id| serde_json::json!({"id": id, "object": "model", "created": 0, "owned_by": "tollgate"}))
+            .collect();
+        let body = serde_json::json!({"object": "list", "data": data}).to_string();
+        return respond(rec, body);
+    }
+    let data: Vec<serde_json::Value> = ids
+        .into_iter()
         .map(|id| {
             let name = state
                 .prices
@@ -39,6 +51,10 @@ pub fn list(state: &AppState, rec: &mut Recorder) -> Response<Body> {
         "last_id": last,
     })
     .to_string();
+    respond(rec, body)
+}
+
+fn respond(rec: &mut Recorder, body: String) -> Response<Body> {
     let len = body.len();
     let mut resp = Response::new(Body::from(body));
     resp.headers_mut().insert(
