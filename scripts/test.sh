@@ -67,6 +67,8 @@ run_step "setup" "$ROOT/scripts/setup.sh" || { summary; exit 1; }
 run_step "build" cargo build --workspace --bins || { summary; exit 1; }
 run_step "rust tests" rust_tests || true
 run_step "python tests" python_tests || true
+# A short run of every parser fuzz target: a crash found here is a real input that breaks us.
+run_step "fuzz smoke" env FUZZ_SECONDS="${FUZZ_SECONDS:-10}" "$ROOT/scripts/fuzz-smoke.sh" || true
 
 summary
 exit "$failed"
