@@ -1,0 +1,50 @@
+//! Per-request work of the gateway's hot path on real-shaped bodies: reading the request facts
+//! of a ~1 KB and a ~120 KB Claude Code request, and scanning a response stream for usage.
+
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use std::hint::black_box;
+use tollgate_wire::anthropic::{StreamWatch, read_request};
+use tollgate_wire::sse::SseScanner;
+
+const SMALL: &[u8] = include_bytes!("data/small-1k.json");
+const LARGE: &[u8] = include_bytes!("data/claude-code-120k.json");
+
+fn stream_bytes() -> Vec<u8> {
+    let mut s = String::new();
+    s.push_str("event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"id\":\"msg_1\",\"type\":\"message\",\"role\":\"assistant\",\"model\":\"claude-sonnet-4-5\",\"content\":[],\"usage\":{\"input_tokens\":120,\"cache_creation_input_tokens\":200,\"cache_read_input_tokens\":1000,\"output_tokens\":1}}}\n\n");
+    for i in 0..40 {
+        s.push_str(&format!("event: content_block_delta\ndata: {{\"type\":\"content_block_delta\",\"index\":0,\"delta\":{{\"type\":\"text_delta\",\"text\":\"token {i} of the answer \"}}}}\n\n"));
+    }
+    s.push_str("event: message_delta\ndata: {\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"end_turn\"},\"usage\":{\"output_tokens\":40}}\n\nevent: message_stop\ndata: {\"type\":\"message_stop\"}\n\n");
+    s.into_bytes()
+}
+
+fn bench(c: &mut Criterion) {
+    let mut g = c.benchmark_group("classify");
+    g.throughput(Throughput::Bytes(SMALL.len() as u64));
+    g.bench_function("read_request 1 KB", |b| {
+        b.iter(|| read_request(black_box(SMALL)))
+    });
+    g.throughput(Throughput::Bytes(LARGE.len() as u64));
+    g.bench_function("read_request 120 KB", |b| {
+        b.iter(|| read_request(black_box(LARGE)))
+    });
+    g.finish();
+    let stream = stream_bytes();
+    let mut g = c.benchmark_group("stream");
+    g.throughput(Throughput::Bytes(stream.len() as u64));
+    g.bench_function("scan usage, 42 events in 1.4 KB chunks", |b| {
+        b.iter(|| {
+            let mut scanner = SseScanner::new();
+            let mut watch = StreamWatch::default();
+            for chunk in black_box(&stream).chunks(1400) {
+                scanner.feed(chunk, |ev| watch.observe(&ev));
+            }
+            watch.facts.usage
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);
