@@ -1,0 +1,597 @@
+#!/usr/bin/env python3
+"""Runs the proxy benchmark matrix with oha and turns the results into Markdown and JSON.
+
+Subcommands:
+  bodies OUTDIR         write the four request bodies
+  free-port             print a free loopback TCP port
+  run ...               run the matrix against already-started targets (see run.sh)
+  report RESULTS.json   re-render the Markdown table from a saved JSON result
+"""
+
+import argparse
+import datetime
+import http.client
+import json
+import os
+import platform
+import resource
+import socket
+import statistics
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import bodies  # noqa: E402
+
+TARGETS = ("direct", "nginx", "tollgate")
+MODES = ("rate", "sat")
+MODE_LABEL = {"rate": "1k rps", "sat": "sat c32"}
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+# Project targets (README.md); rps figures are for tollgate at saturation.
+RPS_TARGET = {"small-json": 15000, "large-json": 6000, "small-stream": 8000, "large-stream": 5000}
+CPU_RATIO_TARGET = {"small-json": 3.0, "small-stream": 3.0, "large-json": 2.0, "large-stream": 2.0}
+ADDED_P50_TARGET_MS = 0.2
+RSS_TARGET_MB = 60.0
+
+# oha reports requests still in flight when -z expires as this error; they are not failures.
+DEADLINE_ERROR = "aborted due to deadline"
+
+
+# ---------------------------------------------------------------------------------------------
+# /proc accounting
+
+
+def _stat_fields(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        data = f.read()
+    # comm may contain spaces and parentheses; the fields after the last ')' are fixed.
+    return data[data.rindex(")") + 2:].split()
+
+
+def tree(pid):
+    """pid and all its descendants (nginx workers are children of the master)."""
+    children = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                ppid = int(_stat_fields(entry)[1])
+            except (OSError, ValueError, IndexError):
+                continue
+            children.setdefault(ppid, []).append(int(entry))
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        todo.extend(children.get(p, ()))
+    return out
+
+
+def cpu_ticks(pids):
+    """utime+stime summed over processes (each process's figure covers all its threads)."""
+    total = 0
+    for pid in pids:
+        try:
+            f = _stat_fields(pid)
+            total += int(f[11]) + int(f[12])
+        except (OSError, IndexError):
+            pass
+    return total
+
+
+def reset_hwm(pids):
+    """Reset VmHWM so the next reading is the peak of the coming run (Linux clear_refs "5")."""
+    ok = True
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/clear_refs", "w") as f:
+                f.write("5")
+        except OSError:
+            ok = False
+    return ok
+
+
+def hwm_kb(pid):
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+# ---------------------------------------------------------------------------------------------
+# one load run
+
+
+def oha_cmd(args, url, body, key, mode, duration):
+    cmd = [args.oha, "--no-tui", "--output-format", "json", "-z", f"{duration}s",
+           "-c", str(args.connections), "-m", "POST", "-D", body,
+           "-H", f"x-api-key: {key}", "-H", "content-type: application/json",
+           "-H", "anthropic-version: 2023-06-01"]
+    if mode == "rate":
+        # Latency correction counts from each request's scheduled send time, so a stall is not
+        # hidden by the requests it delayed (coordinated omission).
+        cmd += ["-q", str(args.rate), "--latency-correction"]
+    return cmd + [url]
+
+
+def load_run(args, target, kind, mode, duration, body, proc_pids, upstream_pid):
+    url = args.urls[target]
+    key = args.gateway_key if target == "tollgate" else args.upstream_key
+    pids = tree(proc_pids[target]) if target in proc_pids else []
+    up_pids = tree(upstream_pid)
+    hwm_reset = reset_hwm(pids)
+    c0, u0 = cpu_ticks(pids), cpu_ticks(up_pids)
+    r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    t0 = time.monotonic()
+    proc = subprocess.run(oha_cmd(args, url, body, key, mode, duration), capture_output=True,
+                          text=True)
+    wall = time.monotonic() - t0
+    r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    pids_after = tree(proc_pids[target]) if target in proc_pids else []
+    c1, u1 = cpu_ticks(pids_after), cpu_ticks(up_pids)
+    rec = {"target": target, "kind": kind, "mode": mode, "duration_s": duration, "wall_s": wall,
+           "oha_cpu_s": (r1.ru_utime + r1.ru_stime) - (r0.ru_utime + r0.ru_stime),
+           "upstream_cpu_s": (u1 - u0) / CLK_TCK}
+    if proc.returncode != 0:
+        rec["error"] = f"oha exit {proc.returncode}: {proc.stderr.strip()[:500]}"
+        return rec
+    try:
+        out = json.loads(proc.stdout)
+    except json.JSONDecodeError:
+        rec["error"] = f"oha output not JSON: {proc.stdout[:300]!r} {proc.stderr[:300]!r}"
+        return rec
+    summ = out.get("summary", {})
+    pct = out.get("latencyPercentiles", {})
+    statuses = {str(k): v for k, v in (out.get("statusCodeDistribution") or {}).items()}
+    errors = dict(out.get("errorDistribution") or {})
+    responses = sum(statuses.values())
+    ok = statuses.get("200", 0)
+    total_s = summ.get("total") or duration
+    rec.update({
+        "responses": responses, "ok": ok, "statuses": statuses, "errors": errors,
+        "deadline_aborts": errors.get(DEADLINE_ERROR, 0),
+        "rps": ok / total_s if total_s else 0.0,
+        "p50_ms": (pct.get("p50") or 0) * 1000, "p90_ms": (pct.get("p90") or 0) * 1000,
+        "p99_ms": (pct.get("p99") or 0) * 1000,
+        "avg_ms": (summ.get("average") or 0) * 1000,
+        "bytes_per_response": summ.get("sizePerRequest"),
+    })
+    if pids:
+        cpu_s = (c1 - c0) / CLK_TCK
+        rec["cpu_s"] = cpu_s
+        rec["cpu_ms_per_req"] = cpu_s * 1000 / responses if responses else None
+        per = {p: hwm_kb(p) for p in pids_after}
+        rec["rss_kb_per_process"] = per
+        rec["rss_mb"] = sum(per.values()) / 1024
+        rec["rss_reset"] = hwm_reset
+        rec["processes"] = len(pids_after)
+    return rec
+
+
+# ---------------------------------------------------------------------------------------------
+# sanity pass: one request per target and body, before any load
+
+
+def one_request(url, body, key):
+    u = url.split("://", 1)[1]
+    hostport, path = u.split("/", 1)
+    host, port = hostport.rsplit(":", 1)
+    conn = http.client.HTTPConnection(host, int(port), timeout=30)
+    try:
+        conn.request("POST", "/" + path, body=body, headers={
+            "x-api-key": key, "content-type": "application/json",
+            "anthropic-version": "2023-06-01"})
+        resp = conn.getresponse()
+        data = resp.read()
+        return resp.status, dict(resp.getheaders()), data
+    finally:
+        conn.close()
+
+
+def sanity(args, paths):
+    results = []
+    for kind, path in paths.items():
+        with open(path, "rb") as f:
+            body = f.read()
+        direct_body = None
+        for target in TARGETS:
+            key = args.gateway_key if target == "tollgate" else args.upstream_key
+            rec = {"target": target, "kind": kind}
+            try:
+                status, headers, data = one_request(args.urls[target], body, key)
+                rec.update({"status": status, "bytes": len(data),
+                            "content_type": headers.get("content-type") or headers.get("Content-Type")})
+                if status != 200:
+                    rec["body"] = data[:400].decode(errors="replace")
+                if kind.endswith("stream"):
+                    rec["message_stop"] = b"message_stop" in data
+                if target == "direct":
+                    direct_body = data
+                else:
+                    rec["same_as_direct"] = data == direct_body
+            except OSError as e:
+                rec["error"] = str(e)
+            results.append(rec)
+            line = " ".join(f"{k}={v}" for k, v in rec.items() if k != "body")
+            print(f"  sanity {line}", file=sys.stderr)
+            if "body" in rec:
+                print(f"    body: {rec['body']}", file=sys.stderr)
+    return results
+
+
+# ---------------------------------------------------------------------------------------------
+# aggregation and rendering
+
+
+def median_of(runs, field):
+    vals = [r[field] for r in runs if r.get(field) is not None]
+    return statistics.median(vals) if vals else None
+
+
+def aggregate(runs):
+    cells = {}
+    for r in runs:
+        cells.setdefault((r["kind"], r["mode"], r["target"]), []).append(r)
+    agg = {}
+    for (kind, mode, target), rs in cells.items():
+        statuses, errors = {}, {}
+        for r in rs:
+            for k, v in r.get("statuses", {}).items():
+                statuses[k] = statuses.get(k, 0) + v
+            for k, v in r.get("errors", {}).items():
+                errors[k] = errors.get(k, 0) + v
+            if "error" in r:
+                errors[r["error"]] = errors.get(r["error"], 0) + 1
+        agg[f"{kind}/{mode}/{target}"] = {
+            "kind": kind, "mode": mode, "target": target, "reps": len(rs),
+            **{f: median_of(rs, f) for f in ("rps", "p50_ms", "p90_ms", "p99_ms",
+                                             "cpu_ms_per_req", "rss_mb", "upstream_cpu_s",
+                                             "oha_cpu_s")},
+            "statuses": statuses, "errors": errors,
+        }
+    return agg
+
+
+def ratios(agg):
+    out = {}
+    for kind in bodies.KINDS:
+        def g(mode, target, field):
+            return (agg.get(f"{kind}/{mode}/{target}") or {}).get(field)
+
+        def div(a, b):
+            return a / b if a is not None and b else None
+
+        def sub(a, b):
+            return a - b if a is not None and b is not None else None
+
+        out[kind] = {
+            "tollgate_over_nginx_rps": div(g("sat", "tollgate", "rps"), g("sat", "nginx", "rps")),
+            "tollgate_over_direct_rps": div(g("sat", "tollgate", "rps"), g("sat", "direct", "rps")),
+            "nginx_over_direct_rps": div(g("sat", "nginx", "rps"), g("sat", "direct", "rps")),
+            "tollgate_added_p50_ms_at_rate": sub(g("rate", "tollgate", "p50_ms"),
+                                                 g("rate", "direct", "p50_ms")),
+            "nginx_added_p50_ms_at_rate": sub(g("rate", "nginx", "p50_ms"),
+                                              g("rate", "direct", "p50_ms")),
+            "tollgate_over_nginx_cpu_per_req": div(g("sat", "tollgate", "cpu_ms_per_req"),
+                                                   g("sat", "nginx", "cpu_ms_per_req")),
+            "tollgate_sat_rps": g("sat", "tollgate", "rps"),
+            "tollgate_rss_mb": max(filter(None, [g("sat", "tollgate", "rss_mb"),
+                                                 g("rate", "tollgate", "rss_mb")]), default=None),
+        }
+    return out
+
+
+def fmt(v, digits=2):
+    if v is None:
+        return "–"
+    if isinstance(v, float):
+        return f"{v:,.{digits}f}"
+    return f"{v:,}"
+
+
+def problems(cell):
+    bad = {k: v for k, v in cell["statuses"].items() if k != "200"}
+    errs = {k: v for k, v in cell["errors"].items() if k != DEADLINE_ERROR}
+    parts = [f"{k}×{v}" for k, v in sorted(bad.items())]
+    parts += [f"{k} ×{v}" for k, v in sorted(errs.items())]
+    return "; ".join(parts) if parts else "0"
+
+
+def render(result):
+    meta, agg, rat = result["meta"], result["aggregate"], result["ratios"]
+    lines = [f"# Proxy overhead: direct vs nginx vs tollgate ({meta['finished_at']})", ""]
+    lines += [
+        f"- Machine: {meta['cpus']} CPUs, kernel {meta['kernel']}, load average "
+        f"{meta['loadavg_start']} at start, {meta['loadavg_end']} at end. Load generator, mock "
+        "upstream and proxy share these cores, so absolute figures move with the machine's other "
+        "work; compare targets within this run (the ratios below).",
+        f"- Runs: {meta['duration_s']} s each, {meta['reps']} repetition(s) per cell, targets "
+        "interleaved within each cell (order rotated per repetition); figures are medians over "
+        f"repetitions. Fixed rate: `-q {meta['rate']}` with latency correction; both modes use "
+        f"`-c {meta['connections']}` keep-alive connections.",
+        f"- nginx {meta['nginx_version']}, `worker_processes {meta['nginx_worker_processes']}` "
+        f"({meta['nginx_workers']} worker process(es)); its CPU is master + workers and its peak "
+        "RSS is the **sum** of VmHWM over master + workers.",
+        f"- tollgate ({meta['tollgate_version']}, binary {meta.get('tollgate_binary', '?')}; "
+        f"repository HEAD {meta['commit']} at run time); auth, journal and "
+        "cost on. Peak RSS is VmHWM, reset before each run (`/proc/PID/clear_refs` = 5)"
+        + ("" if meta.get("rss_reset_ok", True) else " — reset failed, so it is peak since start")
+        + ".",
+        f"- {meta['oha_version']}. rps counts 200 responses only. Latency is to the last "
+        "byte of the response (whole SSE stream for stream cells).",
+        "",
+        "| cell | target | rps | p50 ms | p90 ms | p99 ms | CPU ms/req | peak RSS MB | "
+        "non-200 / errors |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
+    ]
+    for kind, (label, _) in bodies.KINDS.items():
+        for mode in MODES:
+            for target in TARGETS:
+                c = agg.get(f"{kind}/{mode}/{target}")
+                if not c:
+                    continue
+                lines.append(
+                    f"| {label} · {MODE_LABEL[mode]} | {target} | {fmt(c['rps'], 0)} | "
+                    f"{fmt(c['p50_ms'], 3)} | {fmt(c['p90_ms'], 3)} | {fmt(c['p99_ms'], 3)} | "
+                    f"{fmt(c['cpu_ms_per_req'], 4)} | {fmt(c['rss_mb'], 1)} | {problems(c)} |")
+    lines += [
+        "",
+        "## Ratios (same run)",
+        "",
+        "| body | tollgate/nginx rps (sat) | tollgate/direct rps (sat) | nginx/direct rps (sat) | "
+        "added p50 @1k rps: tollgate−direct ms | nginx−direct ms | CPU/req tollgate/nginx (sat) |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for kind, (label, _) in bodies.KINDS.items():
+        r = rat[kind]
+        lines.append(
+            f"| {label} | {fmt(r['tollgate_over_nginx_rps'])} | {fmt(r['tollgate_over_direct_rps'])} | "
+            f"{fmt(r['nginx_over_direct_rps'])} | {fmt(r['tollgate_added_p50_ms_at_rate'], 3)} | "
+            f"{fmt(r['nginx_added_p50_ms_at_rate'], 3)} | "
+            f"{fmt(r['tollgate_over_nginx_cpu_per_req'])} |")
+    lines += ["", "## Against the project's targets", "",
+              "| check | target | measured | met |", "| --- | --- | ---: | --- |"]
+
+    def row(name, target, value, ok):
+        lines.append(f"| {name} | {target} | {value} | "
+                     f"{'–' if ok is None else ('yes' if ok else 'no')} |")
+
+    for kind, (label, _) in bodies.KINDS.items():
+        r = rat[kind]
+        v = r["tollgate_sat_rps"]
+        row(f"{label}: tollgate saturation rps", f"≥ {RPS_TARGET[kind]:,}", fmt(v, 0),
+            None if v is None else v >= RPS_TARGET[kind])
+    for kind, (label, _) in bodies.KINDS.items():
+        v = rat[kind]["tollgate_over_nginx_cpu_per_req"]
+        row(f"{label}: CPU/request tollgate ÷ nginx", f"≤ {CPU_RATIO_TARGET[kind]:g}×", fmt(v),
+            None if v is None else v <= CPU_RATIO_TARGET[kind])
+    for kind, (label, _) in bodies.KINDS.items():
+        v = rat[kind]["tollgate_added_p50_ms_at_rate"]
+        row(f"{label}: added p50 at 1,000 rps", f"< {ADDED_P50_TARGET_MS} ms", fmt(v, 3),
+            None if v is None else v < ADDED_P50_TARGET_MS)
+    rss = [rat[k]["tollgate_rss_mb"] for k in bodies.KINDS if rat[k]["tollgate_rss_mb"]]
+    v = max(rss) if rss else None
+    row("tollgate peak RSS (largest cell)", f"< {RSS_TARGET_MB:g} MB", fmt(v, 1),
+        None if v is None else v < RSS_TARGET_MB)
+    lines += ["", "The throughput targets are absolute and assume the proxy has the machine to "
+              "itself; on a shared 2-core machine with the load generator and upstream on the same "
+              "cores, read them next to the direct and nginx rows of the same run.", ""]
+
+    sane = result.get("sanity") or []
+    bad = [s for s in sane if s.get("status") != 200 or s.get("error")
+           or s.get("message_stop") is False]
+    lines += ["## Sanity pass (one request per target and body before load)", ""]
+    if not bad:
+        lines.append("All targets answered 200 for every body"
+                     + (", streams ended with `message_stop`" if any("message_stop" in s for s in sane)
+                        else "") + ".")
+        diff = [f"{s['target']}/{s['kind']}" for s in sane if s.get("same_as_direct") is False]
+        if diff:
+            lines.append(f" Responses that differ byte-for-byte from direct: {', '.join(diff)}.")
+    else:
+        for s in bad:
+            lines.append(f"- {s['target']} {s['kind']}: status {s.get('status')} "
+                         f"{s.get('error', '')} {s.get('body', '')[:200]}")
+    j = result.get("journal")
+    if j:
+        lines += ["", "## Journal", "",
+                  f"Requests sent to tollgate (sanity + warm-up + runs, including those oha abandoned at "
+                  f"the end of each run): "
+                  f"{j.get('sent')}; journal records counted by `tollgate spend`: "
+                  f"{j.get('journaled')}; cost: {j.get('cost_usd')} USD "
+                  f"(unknown-cost requests: {j.get('unknown_cost_requests')}). Of the requests "
+                  f"sent, {j.get('abandoned_at_deadline')} were abandoned by oha when a run's time "
+                  "ran out; these may or may not have reached the gateway, so the two counts can "
+                  "differ by up to that many."]
+        if j.get("error"):
+            lines.append(f"Journal query problem: {j['error']}")
+    return "\n".join(lines) + "\n"
+
+
+# ---------------------------------------------------------------------------------------------
+# the matrix
+
+
+def journal_check(args, sent, abandoned_count):
+    out = {"sent": sent, "abandoned_at_deadline": abandoned_count}
+    env = dict(os.environ)
+    try:
+        time.sleep(2)  # journal writes may trail the responses
+        p = subprocess.run([args.tollgate_bin, "spend", "--json", "--by", "model",
+                            "--server", args.urls["tollgate_base"], "--data-dir", args.tollgate_data],
+                           capture_output=True, text=True, timeout=60, env=env)
+        if p.returncode != 0:
+            out["error"] = f"spend exit {p.returncode}: {p.stderr.strip()[:300]}"
+            return out
+        rows = json.loads(p.stdout)
+        if isinstance(rows, dict):
+            rows = rows.get("data", [])
+        out["rows"] = rows
+        out["journaled"] = sum(r.get("requests", 0) for r in rows)
+        out["cost_usd"] = round(sum(float(r.get("cost_usd") or 0) for r in rows), 6)
+        out["unknown_cost_requests"] = sum(r.get("unknown_cost_requests", 0) for r in rows)
+    except (OSError, ValueError, subprocess.TimeoutExpired) as e:
+        out["error"] = str(e)
+    return out
+
+
+def tool_version(cmd):
+    try:
+        p = subprocess.run(cmd, capture_output=True, text=True, timeout=10)
+        if p.returncode != 0:
+            return "?"
+        return (p.stdout.strip() or p.stderr.strip()).splitlines()[0]
+    except (OSError, IndexError, subprocess.TimeoutExpired):
+        return "?"
+
+
+def abandoned(rec):
+    return (rec.get("errors") or {}).get(DEADLINE_ERROR, 0)
+
+
+def attempted(rec):
+    """Requests oha sent: answered ones, ones abandoned at the deadline, and failed ones."""
+    return rec.get("responses", 0) + sum((rec.get("errors") or {}).values())
+
+
+def binary_identity(path):
+    """The build measured: HEAD can move on while an older binary is still in the target dir."""
+    import hashlib
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    built = datetime.datetime.fromtimestamp(os.path.getmtime(path)).isoformat(timespec="seconds")
+    return f"built {built}, sha256 {h.hexdigest()[:12]}"
+
+
+def cmd_run(args):
+    args.urls = {t: u for t, u in zip(TARGETS, (args.direct, args.nginx, args.tollgate))}
+    args.urls["tollgate_base"] = args.tollgate.split("/v1/")[0]
+    proc_pids = {"nginx": args.nginx_pid, "tollgate": args.tollgate_pid}
+    paths = bodies.write_all(os.path.join(args.work, "bodies"))
+    meta = {
+        "started_at": datetime.datetime.now().isoformat(timespec="seconds"),
+        "cpus": os.cpu_count(), "kernel": platform.release(),
+        "loadavg_start": " ".join(f"{x:.2f}" for x in os.getloadavg()),
+        "duration_s": args.duration, "reps": args.reps, "rate": args.rate,
+        "connections": args.connections,
+        "body_bytes": {k: os.path.getsize(p) for k, p in paths.items()},
+        "oha_version": tool_version([args.oha, "--version"]),
+        "nginx_version": args.nginx_version, "nginx_worker_processes": "auto",
+        "nginx_workers": len(tree(args.nginx_pid)) - 1,
+        "tollgate_version": tool_version([args.tollgate_bin, "--version"]),
+        "tollgate_binary": binary_identity(args.tollgate_bin),
+        "commit": args.commit,
+    }
+    print(f"bodies: {meta['body_bytes']}", file=sys.stderr)
+    sane = sanity(args, paths)
+    sent_tollgate = len(paths)
+    abandoned_tollgate = 0
+
+    runs = []
+    if args.warmup > 0:
+        for target in TARGETS:
+            for kind in ("small-json", "large-stream"):
+                r = load_run(args, target, kind, "sat", args.warmup, paths[kind], proc_pids,
+                             args.upstream_pid)
+                if target == "tollgate":
+                    sent_tollgate += attempted(r)
+                    abandoned_tollgate += abandoned(r)
+                print(f"  warm-up {target} {kind}: {r.get('rps', 0):.0f} rps "
+                      f"{r.get('error', '')}", file=sys.stderr)
+
+    total = len(paths) * len(MODES) * args.reps * len(TARGETS)
+    n = 0
+    for kind in paths:
+        for mode in MODES:
+            for rep in range(args.reps):
+                order = TARGETS[rep % 3:] + TARGETS[:rep % 3]
+                for target in order:
+                    n += 1
+                    r = load_run(args, target, kind, mode, args.duration, paths[kind], proc_pids,
+                                 args.upstream_pid)
+                    r["rep"] = rep
+                    runs.append(r)
+                    if target == "tollgate":
+                        sent_tollgate += attempted(r)
+                        abandoned_tollgate += abandoned(r)
+                    print(f"[{n}/{total}] {kind} {mode} rep{rep} {target}: "
+                          f"{r.get('rps', 0):,.0f} rps p50 {r.get('p50_ms', 0):.3f} ms "
+                          f"p99 {r.get('p99_ms', 0):.3f} ms cpu/req "
+                          f"{fmt(r.get('cpu_ms_per_req'), 4)} ms rss {fmt(r.get('rss_mb'), 1)} MB "
+                          f"statuses {r.get('statuses')} errors {r.get('errors')} "
+                          f"{r.get('error', '')}", file=sys.stderr)
+
+    meta["finished_at"] = datetime.datetime.now().isoformat(timespec="seconds")
+    meta["loadavg_end"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
+    meta["rss_reset_ok"] = all(r.get("rss_reset", True) for r in runs)
+    agg = aggregate(runs)
+    result = {"meta": meta, "sanity": sane, "runs": runs, "aggregate": agg,
+              "ratios": ratios(agg), "journal": journal_check(args, sent_tollgate, abandoned_tollgate)}
+    os.makedirs(args.out, exist_ok=True)
+    with open(os.path.join(args.out, "latest.json"), "w") as f:
+        json.dump(result, f, indent=1, default=str)
+    md = render(result)
+    with open(os.path.join(args.out, "latest.md"), "w") as f:
+        f.write(md)
+    print(md)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    b = sub.add_parser("bodies")
+    b.add_argument("outdir")
+    sub.add_parser("free-port")
+    rp = sub.add_parser("report")
+    rp.add_argument("json")
+    r = sub.add_parser("run")
+    r.add_argument("--work", required=True)
+    r.add_argument("--out", required=True)
+    r.add_argument("--oha", required=True)
+    r.add_argument("--direct", required=True, help="URL of /v1/messages on the upstream")
+    r.add_argument("--nginx", required=True)
+    r.add_argument("--tollgate", required=True)
+    r.add_argument("--upstream-key", required=True)
+    r.add_argument("--gateway-key", required=True)
+    r.add_argument("--upstream-pid", type=int, required=True)
+    r.add_argument("--nginx-pid", type=int, required=True)
+    r.add_argument("--tollgate-pid", type=int, required=True)
+    r.add_argument("--tollgate-bin", required=True)
+    r.add_argument("--tollgate-data", required=True)
+    r.add_argument("--nginx-version", default="?")
+    r.add_argument("--commit", default="?")
+    r.add_argument("--duration", type=float, default=10)
+    r.add_argument("--warmup", type=float, default=1)
+    r.add_argument("--reps", type=int, default=3)
+    r.add_argument("--rate", type=int, default=1000)
+    r.add_argument("--connections", type=int, default=32)
+    a = ap.parse_args()
+    if a.cmd == "bodies":
+        for kind, path in bodies.write_all(a.outdir).items():
+            print(kind, path)
+    elif a.cmd == "free-port":
+        s = socket.socket()
+        s.bind(("127.0.0.1", 0))
+        print(s.getsockname()[1])
+        s.close()
+    elif a.cmd == "report":
+        with open(a.json) as f:
+            print(render(json.load(f)), end="")
+    else:
+        if a.duration == int(a.duration):
+            a.duration = int(a.duration)
+        if a.warmup == int(a.warmup):
+            a.warmup = int(a.warmup)
+        cmd_run(a)
+
+
+if __name__ == "__main__":
+    main()
