@@ -149,7 +149,10 @@ def verify_grant(req: Request, account: ServiceAccount) -> dict[str, Any]:
             audience=account.token_uri,
             issuer=account.email,
             leeway=CLOCK_SKEW,
-            options={"require": ["iss", "aud", "exp", "iat"]},
+            # PyJWT insists a present `sub` is a string; Google's token endpoint does not check
+            # it for service-account grants, and widely used clients send `"sub": null`. The
+            # fake checks `sub` itself below instead.
+            options={"require": ["iss", "aud", "exp", "iat"], "verify_sub": False},
         )
     except jwt.InvalidSignatureError:
         raise GrantError("invalid_grant", "Invalid JWT Signature.") from None
@@ -164,6 +167,8 @@ def verify_grant(req: Request, account: ServiceAccount) -> dict[str, Any]:
         raise GrantError("invalid_grant", timeframe_message()) from None
     except jwt.PyJWTError as exc:
         raise GrantError("invalid_grant", f"Invalid JWT: {exc}") from None
+    if claims.get("sub") is not None and not isinstance(claims["sub"], str):
+        raise GrantError("invalid_grant", "Invalid JWT: sub must be a string or null")
     if not isinstance(claims["exp"], (int, float)) or not isinstance(claims["iat"], (int, float)):
         raise GrantError("invalid_grant", timeframe_message())
     if claims["exp"] - claims["iat"] > MAX_GRANT_LIFETIME:

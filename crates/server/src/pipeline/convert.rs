@@ -89,12 +89,27 @@ pub fn error_response(
     headers: &http::HeaderMap,
     body: &[u8],
 ) -> (StatusCode, Bytes) {
+    if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
+        // The provider refused the gateway's own credentials: passing a 401 on would tell the
+        // client its gateway key is wrong (Claude Code asks the user to log in again).
+        let detail = provider_message(upstream, headers, body);
+        let msg = format!(
+            "provider '{}' refused the gateway's credentials ({status}); the gateway administrator must fix its provider configuration: {detail}",
+            upstream.name()
+        );
+        return (StatusCode::BAD_GATEWAY, error_body("api_error", &msg));
+    }
     match upstream {
         Upstream::Bedrock(_) => {
             let kind = headers
                 .get("x-amzn-errortype")
                 .and_then(|v| v.to_str().ok());
-            let (s, b) = read_error_response(status.as_u16(), kind, body).to_anthropic();
+            let err = read_error_response(status.as_u16(), kind, body);
+            let e = tollgate_wire::bedrock::BedrockError {
+                message: format!("provider '{}': {}", upstream.name(), err.message),
+                ..err
+            };
+            let (s, b) = e.to_anthropic();
             (StatusCode::from_u16(s).unwrap_or(status), b)
         }
         // Vertex relays Anthropic's own error envelope; anything else is wrapped.
@@ -117,6 +132,34 @@ pub fn error_response(
             (status, error_body(anthropic_type_for(status), &message))
         }
     }
+}
+
+/// The provider's own words about an error, shortened.
+fn provider_message(upstream: &Upstream, headers: &http::HeaderMap, body: &[u8]) -> String {
+    let text = match upstream {
+        Upstream::Bedrock(_) => {
+            let kind = headers
+                .get("x-amzn-errortype")
+                .and_then(|v| v.to_str().ok());
+            let e = read_error_response(401, kind, body);
+            format!("{}: {}", e.code, e.message)
+        }
+        _ => {
+            let v: serde_json::Value = serde_json::from_slice(body).unwrap_or_default();
+            v["error"]["message"]
+                .as_str()
+                .or_else(|| v["message"].as_str())
+                .map(str::to_string)
+                .unwrap_or_else(|| String::from_utf8_lossy(body).into_owned())
+        }
+    };
+    // AWS appends the whole canonical request; the first lines say what went wrong.
+    text.lines()
+        .next()
+        .unwrap_or("")
+        .chars()
+        .take(300)
+        .collect()
 }
 
 /// The Anthropic error type the Anthropic API uses for a status.

@@ -174,6 +174,7 @@ async fn relay(
             .headers
             .get(REQUEST_ID)
             .or_else(|| parts.headers.get("x-amzn-requestid"))
+            .or_else(|| parts.headers.get("x-request-id"))
             .and_then(|v| v.to_str().ok()),
     );
     let mut out = Response::builder().status(status);

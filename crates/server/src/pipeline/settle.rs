@@ -208,7 +208,16 @@ impl Recorder {
                 r.error_message = Some(m);
             }
             let no_tokens = u == tollgate_wire::Usage::default();
-            let priced_model = facts.model.as_deref().or(r.model.as_deref());
+            // A catalogue name is what prices are kept under; aliases and provider ids
+            // (`…@20250929`, `us.anthropic.…`) resolve to it.
+            let catalogue_name = r
+                .model
+                .as_deref()
+                .and_then(|m| state.catalog.resolve(m))
+                .map(|e| e.name.as_str());
+            let priced_model = catalogue_name
+                .or(facts.model.as_deref())
+                .or(r.model.as_deref());
             let cost = match priced_model {
                 // Nothing was consumed: an error, or a free endpoint such as count_tokens.
                 _ if no_tokens => Cost::Known(Nanos(0)),
