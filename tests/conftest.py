@@ -395,3 +395,236 @@ def gateway(gateway_factory):
 def gateway_key(gateway):
     """A key of user `alice` in team `platform`: the dict printed by `keys create --json`."""
     return gateway.create_key("alice", "platform", name="wire-tests")
+
+
+# --- the strict fakes of Bedrock, Vertex and OpenAI, and gateways configured for them ----------
+
+FAKES_DIR = ROOT / "tests" / "fakes"
+
+BEDROCK_ACCESS_KEY = "AKIDTOLLGATETEST0001"
+BEDROCK_SECRET_KEY = "tollgate-bedrock-secret-for-tests-0001"
+BEDROCK_REGION = "us-west-2"
+VERTEX_PROJECT = "tollgate-vertex-test"
+VERTEX_REGION = "us-east5"
+OPENAI_KEY = "sk-tollgate-openai-fake-" + secrets.token_hex(8)
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class FakeUpstream:
+    """One of the fakes in tests/fakes as a child process, with its request recording."""
+
+    def __init__(self, script: str, args: list[str], workdir: Path):
+        self.script = script
+        self.proc = Proc(
+            script.removesuffix(".py"),
+            [sys.executable, str(FAKES_DIR / script), *args],
+            workdir,
+            clean_env(),
+        )
+        match = self.proc.wait_for_stdout(r"LISTENING (\S+:\d+)")
+        self.addr = match.group(1)
+        self.url = f"http://{self.addr}"
+        self.http = httpx2.Client(base_url=self.url, timeout=httpx2.Timeout(15.0), trust_env=False)
+
+    def requests(self) -> list[dict[str, Any]]:
+        """Every request received since the last `clear()`, oldest first."""
+        response = self.http.get("/_test/requests")
+        response.raise_for_status()
+        return response.json()
+
+    def model_requests(self) -> list[dict[str, Any]]:
+        """The model calls only: Vertex's OAuth token grants are left out."""
+        return [r for r in self.requests() if r.get("scenario") != "token"]
+
+    def summary(self) -> str:
+        """The recorded requests in a form short enough for an assertion message."""
+        lines = []
+        for r in self.requests():
+            lines.append(
+                f"#{r.get('n')} {r['method']} {r['path']} -> {r.get('status')} "
+                f"scenario={r.get('scenario')} error={r.get('error')!r}\n"
+                f"    body: {r.get('body', '')[:1500]}"
+            )
+        return f"{self.script} recorded {len(lines)} requests:\n" + "\n".join(lines)
+
+    def clear(self) -> None:
+        self.http.delete("/_test/requests").raise_for_status()
+
+    def close(self) -> None:
+        self.http.close()
+        self.proc.stop()
+
+
+def start_vertex_fake(workdir: Path, attempts: int = 3) -> tuple[FakeUpstream, Path]:
+    """The Vertex fake and its service-account key file.
+
+    The grant's audience is the key file's `token_uri`, which must name the fake's own address,
+    so the port is chosen before the fake starts; another process may take it in between, hence
+    the retries."""
+    for attempt in range(attempts):
+        port = _free_port()
+        key_file = workdir / f"service-account-{attempt}.json"
+        subprocess.run(
+            [
+                sys.executable,
+                str(FAKES_DIR / "make_service_account.py"),
+                str(key_file),
+                f"http://127.0.0.1:{port}/token",
+                "--project",
+                VERTEX_PROJECT,
+            ],
+            check=True,
+            timeout=CLI_TIMEOUT,
+            env=clean_env(),
+            stdin=subprocess.DEVNULL,
+        )
+        args = [
+            "--service-account", str(key_file), "--project", VERTEX_PROJECT,
+            "--region", VERTEX_REGION, "--port", str(port),
+        ]  # fmt: skip
+        try:
+            return FakeUpstream("vertex_fake.py", args, workdir / f"try-{attempt}"), key_file
+        except pytest.fail.Exception:
+            if attempt == attempts - 1:
+                raise
+    raise AssertionError("unreachable")
+
+
+@pytest.fixture(scope="module")
+def bedrock_fake(tmp_path_factory):
+    fake = FakeUpstream(
+        "bedrock_fake.py",
+        [
+            "--access-key", BEDROCK_ACCESS_KEY, "--secret-key", BEDROCK_SECRET_KEY,
+            "--region", BEDROCK_REGION,
+        ],  # fmt: skip
+        tmp_path_factory.mktemp("bedrock-fake"),
+    )
+    yield fake
+    fake.close()
+
+
+@pytest.fixture(scope="module")
+def vertex_fake(tmp_path_factory):
+    """The Vertex fake; its key file is `vertex_fake.key_file`."""
+    fake, key_file = start_vertex_fake(tmp_path_factory.mktemp("vertex-fake"))
+    fake.key_file = key_file
+    yield fake
+    fake.close()
+
+
+@pytest.fixture(scope="module")
+def openai_fake(tmp_path_factory):
+    fake = FakeUpstream(
+        "openai_fake.py", ["--api-key", OPENAI_KEY], tmp_path_factory.mktemp("openai-fake")
+    )
+    yield fake
+    fake.close()
+
+
+def _toml(value: Any) -> str:
+    # JSON strings, numbers and booleans are valid TOML; keys are always quoted.
+    if isinstance(value, dict):
+        return "{ " + ", ".join(f"{json.dumps(k)} = {_toml(v)}" for k, v in value.items()) + " }"
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml(v) for v in value) + "]"
+    return json.dumps(value)
+
+
+def gateway_toml(
+    providers: list[dict[str, Any]],
+    models: list[dict[str, Any]] = (),
+    server: dict[str, Any] | None = None,
+) -> str:
+    lines = []
+    if server:
+        lines.append("[server]")
+        lines += [f"{k} = {_toml(v)}" for k, v in server.items()]
+        lines.append("")
+    for section, entries in (("providers", providers), ("models", models)):
+        for entry in entries:
+            lines.append(f"[[{section}]]")
+            lines += [f"{k} = {_toml(v)}" for k, v in entry.items()]
+            lines.append("")
+    return "\n".join(lines)
+
+
+def bedrock_provider(fake: FakeUpstream, name: str = "bedrock", **extra: Any) -> dict[str, Any]:
+    return {
+        "name": name,
+        "kind": "bedrock",
+        "region": BEDROCK_REGION,
+        "endpoint": fake.url,
+        "access_key_id": BEDROCK_ACCESS_KEY,
+        "secret_access_key": BEDROCK_SECRET_KEY,
+        **extra,
+    }
+
+
+def vertex_provider(fake: FakeUpstream, name: str = "vertex", **extra: Any) -> dict[str, Any]:
+    return {
+        "name": name,
+        "kind": "vertex",
+        "project": VERTEX_PROJECT,
+        "region": VERTEX_REGION,
+        "endpoint": fake.url,
+        "credentials_file": str(fake.key_file),
+        **extra,
+    }
+
+
+def openai_provider(fake: FakeUpstream, name: str = "oai", **extra: Any) -> dict[str, Any]:
+    return {
+        "name": name,
+        "kind": "openai-compatible",
+        "base_url": fake.url,
+        "api_key": OPENAI_KEY,
+        **extra,
+    }
+
+
+class ConfiguredGateway(Gateway):
+    """A `tollgate serve` process started on a configuration file given as text."""
+
+    def __init__(self, config_text: str, workdir: Path):
+        self.upstream = None
+        self.workdir = workdir
+        self.data_dir = workdir / "data"
+        self.config_path = workdir / "tollgate.toml"
+        self.bin = find_binary("TOLLGATE_BIN", "tollgate")
+        workdir.mkdir(parents=True, exist_ok=True)
+        self.config_path.write_text(config_text)
+        self.proc = Proc(
+            "tollgate",
+            [
+                self.bin, "serve", "--config", str(self.config_path),
+                "--listen", "127.0.0.1:0", "--data-dir", str(self.data_dir),
+            ],  # fmt: skip
+            workdir,
+            clean_env(),
+        )
+        match = self.proc.wait_for_stdout(r"tollgate listening on (http://\S+)")
+        self.url = match.group(1).rstrip("/")
+        self._wait_for_admin_key()
+
+
+@pytest.fixture(scope="module")
+def configured_gateway_factory(tmp_path_factory):
+    """Starts gateways on configuration text (see `gateway_toml`)."""
+    started: list[ConfiguredGateway] = []
+
+    def start(config_text: str) -> ConfiguredGateway:
+        gw = ConfiguredGateway(config_text, tmp_path_factory.mktemp("gateway"))
+        started.append(gw)
+        return gw
+
+    yield start
+    for gw in started:
+        gw.close()
