@@ -13,7 +13,7 @@ use tollgate_providers::Upstream;
 use tollgate_wire::anthropic::error_body;
 use tollgate_wire::bedrock::{
     BedrockEvent, EventStreamDecoder, chunk_to_sse, exception_to_sse, messages_to_bedrock_body,
-    read_error_response, strip_invocation_metrics,
+    read_error_response, read_invocation_metrics, strip_invocation_metrics,
 };
 use tollgate_wire::openai::{
     ChatToMessagesStream, ConvertOptions, chat_to_messages_response, messages_to_chat_request,
@@ -192,17 +192,24 @@ pub fn stream_decoder(
     }
 }
 
-/// AWS event-stream frames → Anthropic SSE.
+/// AWS event-stream frames → Anthropic SSE; the invocation metrics of the last chunk are kept
+/// aside as the billed usage (Anthropic clients never see them).
 #[derive(Default)]
-struct BedrockDecode(EventStreamDecoder);
+struct BedrockDecode {
+    decoder: EventStreamDecoder,
+    billed: Option<tollgate_wire::Usage>,
+}
 
 impl StreamTransform for BedrockDecode {
     fn feed(&mut self, chunk: &[u8]) -> Result<Bytes, String> {
-        let events = self.0.feed(chunk).map_err(|e| e.to_string())?;
+        let events = self.decoder.feed(chunk).map_err(|e| e.to_string())?;
         let mut out = Vec::new();
         for ev in events {
             match ev {
                 BedrockEvent::Chunk(json) => {
+                    if let Some(m) = read_invocation_metrics(&json) {
+                        self.billed = Some(m.usage());
+                    }
                     let json = strip_invocation_metrics(&json).unwrap_or(json);
                     out.extend_from_slice(&chunk_to_sse(&json));
                 }
@@ -217,6 +224,10 @@ impl StreamTransform for BedrockDecode {
 
     fn finish(&mut self) -> Bytes {
         Bytes::new()
+    }
+
+    fn billed_usage(&self) -> Option<tollgate_wire::Usage> {
+        self.billed
     }
 }
 

@@ -29,6 +29,11 @@ pub trait StreamTransform: Send {
     fn feed(&mut self, chunk: &[u8]) -> Result<Bytes, String>;
     /// Flushes at the end of the input.
     fn finish(&mut self) -> Bytes;
+    /// Authoritative totals the upstream reported outside the Anthropic events (Bedrock's
+    /// invocation metrics); they override what the scanner read.
+    fn billed_usage(&self) -> Option<tollgate_wire::Usage> {
+        None
+    }
 }
 
 /// The response body of a relayed stream.
