@@ -109,6 +109,23 @@ async fn blocking<T: Send + 'static>(
         .map_err(AdminError::from)
 }
 
+/// Runs a journal query off the async runtime, after every request finished so far is
+/// committed (read-your-writes for scripts that check the journal right after a request).
+async fn journal_read<T: Send + 'static>(
+    state: &Arc<AppState>,
+    f: impl FnOnce(&tollgate_ledger::journal::JournalReader) -> rusqlite::Result<T> + Send + 'static,
+) -> Result<T, AdminError> {
+    let (reader, journal) = (state.journal_reader.clone(), state.journal.clone());
+    let internal = |m: String| AdminError(StatusCode::INTERNAL_SERVER_ERROR, "internal", m);
+    tokio::task::spawn_blocking(move || {
+        journal.flush();
+        f(&reader)
+    })
+    .await
+    .map_err(|_| internal("query task failed".into()))?
+    .map_err(|e| internal(e.to_string()))
+}
+
 /// Writes the audit entry of a change and makes the change visible to the request path.
 async fn changed(
     state: &Arc<AppState>,
@@ -277,21 +294,7 @@ async fn list_requests(
         status: q.status,
         since_unix_ms: since,
     };
-    let (reader, journal) = (state.journal_reader.clone(), state.journal.clone());
-    // Reads see every request finished before the call (read-your-writes for scripts).
-    let rows = tokio::task::spawn_blocking(move || {
-        journal.flush();
-        reader.list(&query)
-    })
-    .await
-    .map_err(|_| {
-        AdminError(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "internal",
-            "query task failed".into(),
-        )
-    })?
-    .map_err(|e| AdminError(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))?;
+    let rows = journal_read(&state, move |reader| reader.list(&query)).await?;
     Ok(Json(json!({"data": rows})))
 }
 
@@ -314,20 +317,7 @@ async fn spend(
         .map(since_to_unix_ms)
         .transpose()
         .map_err(bad)?;
-    let (reader, journal) = (state.journal_reader.clone(), state.journal.clone());
-    let rows = tokio::task::spawn_blocking(move || {
-        journal.flush();
-        reader.spend(by, since)
-    })
-    .await
-    .map_err(|_| {
-        AdminError(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "internal",
-            "query task failed".into(),
-        )
-    })?
-    .map_err(|e| AdminError(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))?;
+    let rows = journal_read(&state, move |reader| reader.spend(by, since)).await?;
     Ok(Json(json!({"data": rows})))
 }
 

@@ -79,6 +79,15 @@ pub fn route_path(
     }
     if let Some(rest) = path.strip_prefix(VERTEX_MOUNT) {
         post_only(path)?;
+        // The Vertex SDKs append `/projects/…` to the base URL, so the mount works with and
+        // without the API version in it.
+        let with_version;
+        let rest = if rest.starts_with("/projects/") {
+            with_version = format!("/v1{rest}");
+            with_version.as_str()
+        } else {
+            rest
+        };
         let p = parse_vertex_path(rest).map_err(|e| GatewayError::not_found(e.to_string()))?;
         let stream = p.stream();
         let count = p.action == VertexAction::CountTokens;

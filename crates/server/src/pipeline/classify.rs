@@ -148,10 +148,27 @@ fn normalize(a: &mut super::accept::Accepted) -> Result<ClientSide, GatewayError
             let (body, betas) =
                 bedrock_body_to_messages(&a.body, &model, stream).map_err(|e| invalid(&e))?;
             a.body = body;
-            for b in betas {
-                if let Ok(v) = HeaderValue::from_str(&b) {
+            let present: Vec<String> = a
+                .headers
+                .get_all(ANTHROPIC_BETA)
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .flat_map(|v| v.split(',').map(|b| b.trim().to_string()))
+                .collect();
+            for b in betas.iter().filter(|b| !present.contains(b)) {
+                if let Ok(v) = HeaderValue::from_str(b) {
                     a.headers.append(ANTHROPIC_BETA, v);
                 }
+            }
+            // AWS SDK bookkeeping and signing headers mean nothing past the gateway.
+            let aws: Vec<http::HeaderName> = a
+                .headers
+                .keys()
+                .filter(|k| k.as_str().starts_with("x-amz-") || k.as_str().starts_with("amz-sdk-"))
+                .cloned()
+                .collect();
+            for k in aws {
+                a.headers.remove(k);
             }
             ClientFacts {
                 dialect: ClientDialect::Bedrock,
@@ -160,8 +177,19 @@ fn normalize(a: &mut super::accept::Accepted) -> Result<ClientSide, GatewayError
             }
         }
         Ingress::Vertex { model, stream } => {
-            if let Some(m) = &model {
-                a.body = vertex_body_to_messages(&a.body, m, stream).map_err(|e| invalid(&e))?;
+            match &model {
+                Some(m) => {
+                    a.body =
+                        vertex_body_to_messages(&a.body, m, stream).map_err(|e| invalid(&e))?;
+                }
+                None => {
+                    // count-tokens: the model is already in the body; only the envelope's
+                    // version field must go (the Messages API refuses unknown fields).
+                    let mut v: serde_json::Map<String, serde_json::Value> =
+                        serde_json::from_slice(&a.body).map_err(|e| invalid(&e))?;
+                    v.remove("anthropic_version");
+                    a.body = serde_json::to_vec(&v).map_err(|e| invalid(&e))?.into();
+                }
             }
             ClientFacts {
                 dialect: ClientDialect::Vertex,
@@ -170,6 +198,14 @@ fn normalize(a: &mut super::accept::Accepted) -> Result<ClientSide, GatewayError
             }
         }
     };
+    if facts.dialect != ClientDialect::Anthropic {
+        // The body is now JSON the gateway wrote, whatever the client declared (boto3 sends
+        // no content type at all).
+        a.headers.insert(
+            http::header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+    }
     if facts.dialect != ClientDialect::Anthropic && !a.headers.contains_key(ANTHROPIC_VERSION) {
         // Bedrock and Vertex carry the version in the body; the Messages API wants the header.
         a.headers
