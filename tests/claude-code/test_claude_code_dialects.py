@@ -353,3 +353,23 @@ def test_openai_bash_tool_loop(run_claude, gw, key, openai_fake):
 
     records = session_records(gw, session_id, 2)
     assert_turn_records(records, seen, "oai", key)
+
+
+def test_bedrock_thinking_tool_loop(run_claude, gw, key, bedrock_fake):
+    # The provider signs its thinking block; Claude Code echoes it with the tool result, and the
+    # provider refuses the second turn unless the signature survived both conversions.
+    run = run_claude("[[scenario:thinking]] Think, then run the marker command.", "bedrock")
+    session_id = assert_completed(run, gw, bedrock_fake, "tool result was:")
+    seen = assert_all_accepted(bedrock_fake, run, gw)
+    assert len(seen) == 2, evidence(run, gw, bedrock_fake)
+    second = assert_bedrock_call(seen[1])
+    echoed = [
+        b
+        for m in second["messages"]
+        if m["role"] == "assistant" and isinstance(m["content"], list)
+        for b in m["content"]
+        if b.get("type") == "thinking"
+    ]
+    assert echoed and all(b.get("signature") for b in echoed), second["messages"]
+    records = session_records(gw, session_id, 2)
+    assert_turn_records(records, seen, "bedrock", key)

@@ -396,3 +396,16 @@ def test_subagent(ingress, run_claude, gw, key, upstream):
         assert record["agent_id"] == agent_id, record
     for record in records:
         assert_turn_record(record, key, ingress)
+
+
+@pytest.mark.parametrize("ingress", INGRESSES, ids=INGRESS_IDS)
+def test_thinking_tool_loop(ingress, run_claude, gw, key, upstream):
+    # The upstream refuses the second turn unless the echoed thinking signature came back intact
+    # through the ingress conversion in both directions.
+    run = run_claude("[[scenario:thinking]] Think, then run the marker command.", ingress)
+    session_id = assert_completed(run, gw, upstream, "tool result was:")
+    seen = assert_upstream_turns(upstream, session_id)
+    assert len(seen) == 2, upstream_summary(upstream)
+    records = session_records(gw, session_id, 2)
+    for record in records:
+        assert_turn_record(record, key, ingress)
