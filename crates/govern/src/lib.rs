@@ -5,9 +5,12 @@
 //! - `identity`: principals (org → team → user → key) and the in-memory snapshot that
 //!   authenticates every request without touching the database.
 //! - `keys`: gateway key generation and hashing.
+//! - `limits`: counters behind budgets, rate limits and concurrency caps (reserve-then-settle),
+//!   in memory for one node or in Redis shared by replicas.
 
 pub mod identity;
 pub mod keys;
+pub mod limits;
 
 pub use identity::{Identities, IdentitySnapshot, Principal};
 pub use keys::{KeyHash, generate_admin_key, generate_gateway_key, hash_key};
