@@ -4,8 +4,12 @@
 Subcommands:
   bodies OUTDIR         write the four request bodies
   free-port             print a free loopback TCP port
-  run ...               run the matrix against already-started targets (see run.sh)
+  run ...               run the matrices against already-started targets (see run.sh)
   report RESULTS.json   re-render the Markdown table from a saved JSON result
+
+Two matrices: "proxy" (direct vs nginx vs tollgate) and "conversion" (tollgate in front of the
+same upstream as three providers: anthropic, bedrock, openai-compatible). `run --only X` runs one
+of them and keeps the other's results from the previous latest.json, so each can be redone alone.
 """
 
 import argparse
@@ -27,6 +31,15 @@ import bodies  # noqa: E402
 TARGETS = ("direct", "nginx", "tollgate")
 MODES = ("rate", "sat")
 MODE_LABEL = {"rate": "1k rps", "sat": "sat c32"}
+
+# Conversion matrix: tollgate's providers, picked per request with x-tollgate-provider. The
+# first is the same-dialect path the others are compared with.
+CONV_PATHS = ("anthropic", "bedrock", "oai")
+CONV_KINDS = ("large-json", "large-stream")
+CONV_PATH_LABEL = {"anthropic": "→ anthropic (same dialect)",
+                   "bedrock": "→ bedrock (SigV4, event-stream)",
+                   "oai": "→ oai (Chat Completions)"}
+CONV_P99_TARGET_MS = 1.0
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 # Project targets (README.md); rps figures are for tollgate at saturation.
@@ -107,36 +120,52 @@ def hwm_kb(pid):
 # one load run
 
 
-def oha_cmd(args, url, body, key, mode, duration):
+def proxy_spec(args, target):
+    """What a proxy-matrix target is sent and which process is measured."""
+    return {"target": target, "url": args.urls[target],
+            "key": args.gateway_key if target == "tollgate" else args.upstream_key,
+            "headers": [], "pid": {"nginx": args.nginx_pid, "tollgate": args.tollgate_pid}.get(target)}
+
+
+def conv_spec(args, path):
+    # Every path names its provider, the default one included, so all three send the same bytes.
+    return {"target": path, "url": args.tollgate, "key": args.gateway_key,
+            "headers": [f"x-tollgate-provider: {path}"], "pid": args.tollgate_pid}
+
+
+def oha_cmd(args, spec, body, mode, duration, rate):
     cmd = [args.oha, "--no-tui", "--output-format", "json", "-z", f"{duration}s",
            "-c", str(args.connections), "-m", "POST", "-D", body,
-           "-H", f"x-api-key: {key}", "-H", "content-type: application/json",
+           "-H", f"x-api-key: {spec['key']}", "-H", "content-type: application/json",
            "-H", "anthropic-version: 2023-06-01"]
+    for h in spec["headers"]:
+        cmd += ["-H", h]
     if mode == "rate":
         # Latency correction counts from each request's scheduled send time, so a stall is not
         # hidden by the requests it delayed (coordinated omission).
-        cmd += ["-q", str(args.rate), "--latency-correction"]
-    return cmd + [url]
+        cmd += ["-q", str(rate), "--latency-correction"]
+    return cmd + [spec["url"]]
 
 
-def load_run(args, target, kind, mode, duration, body, proc_pids, upstream_pid):
-    url = args.urls[target]
-    key = args.gateway_key if target == "tollgate" else args.upstream_key
-    pids = tree(proc_pids[target]) if target in proc_pids else []
-    up_pids = tree(upstream_pid)
+def load_run(args, spec, kind, mode, duration, body, rate=None):
+    rate = rate or args.rate
+    pids = tree(spec["pid"]) if spec["pid"] else []
+    up_pids = tree(args.upstream_pid)
     hwm_reset = reset_hwm(pids)
     c0, u0 = cpu_ticks(pids), cpu_ticks(up_pids)
     r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.monotonic()
-    proc = subprocess.run(oha_cmd(args, url, body, key, mode, duration), capture_output=True,
+    proc = subprocess.run(oha_cmd(args, spec, body, mode, duration, rate), capture_output=True,
                           text=True)
     wall = time.monotonic() - t0
     r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
-    pids_after = tree(proc_pids[target]) if target in proc_pids else []
+    pids_after = tree(spec["pid"]) if spec["pid"] else []
     c1, u1 = cpu_ticks(pids_after), cpu_ticks(up_pids)
-    rec = {"target": target, "kind": kind, "mode": mode, "duration_s": duration, "wall_s": wall,
-           "oha_cpu_s": (r1.ru_utime + r1.ru_stime) - (r0.ru_utime + r0.ru_stime),
+    rec = {"target": spec["target"], "kind": kind, "mode": mode, "duration_s": duration,
+           "wall_s": wall, "oha_cpu_s": (r1.ru_utime + r1.ru_stime) - (r0.ru_utime + r0.ru_stime),
            "upstream_cpu_s": (u1 - u0) / CLK_TCK}
+    if mode == "rate":
+        rec["rate"] = rate
     if proc.returncode != 0:
         rec["error"] = f"oha exit {proc.returncode}: {proc.stderr.strip()[:500]}"
         return rec
@@ -177,15 +206,18 @@ def load_run(args, target, kind, mode, duration, body, proc_pids, upstream_pid):
 # sanity pass: one request per target and body, before any load
 
 
-def one_request(url, body, key):
+def one_request(url, body, key, extra_headers=()):
     u = url.split("://", 1)[1]
     hostport, path = u.split("/", 1)
     host, port = hostport.rsplit(":", 1)
     conn = http.client.HTTPConnection(host, int(port), timeout=30)
+    headers = {"x-api-key": key, "content-type": "application/json",
+               "anthropic-version": "2023-06-01"}
+    for h in extra_headers:
+        name, value = h.split(":", 1)
+        headers[name.strip()] = value.strip()
     try:
-        conn.request("POST", "/" + path, body=body, headers={
-            "x-api-key": key, "content-type": "application/json",
-            "anthropic-version": "2023-06-01"})
+        conn.request("POST", "/" + path, body=body, headers=headers)
         resp = conn.getresponse()
         data = resp.read()
         return resp.status, dict(resp.getheaders()), data
@@ -193,27 +225,30 @@ def one_request(url, body, key):
         conn.close()
 
 
-def sanity(args, paths):
+def sanity(specs, paths, kinds):
+    """One request per target and body; the first spec is the one the others' bytes are compared
+    with (`same_as_<target>`)."""
     results = []
-    for kind, path in paths.items():
-        with open(path, "rb") as f:
+    ref = specs[0]["target"]
+    for kind in kinds:
+        with open(paths[kind], "rb") as f:
             body = f.read()
-        direct_body = None
-        for target in TARGETS:
-            key = args.gateway_key if target == "tollgate" else args.upstream_key
-            rec = {"target": target, "kind": kind}
+        ref_body = None
+        for spec in specs:
+            rec = {"target": spec["target"], "kind": kind}
             try:
-                status, headers, data = one_request(args.urls[target], body, key)
+                status, headers, data = one_request(spec["url"], body, spec["key"],
+                                                    spec["headers"])
                 rec.update({"status": status, "bytes": len(data),
                             "content_type": headers.get("content-type") or headers.get("Content-Type")})
                 if status != 200:
                     rec["body"] = data[:400].decode(errors="replace")
                 if kind.endswith("stream"):
                     rec["message_stop"] = b"message_stop" in data
-                if target == "direct":
-                    direct_body = data
+                if spec["target"] == ref:
+                    ref_body = data
                 else:
-                    rec["same_as_direct"] = data == direct_body
+                    rec[f"same_as_{ref}"] = data == ref_body
             except OSError as e:
                 rec["error"] = str(e)
             results.append(rec)
@@ -303,6 +338,13 @@ def problems(cell):
 
 
 def render(result):
+    lines = render_proxy(result) if "aggregate" in result else ["# Tollgate benchmark", ""]
+    if result.get("conversion"):
+        lines += render_conversion(result["conversion"])
+    return "\n".join(lines) + "\n"
+
+
+def render_proxy(result):
     meta, agg, rat = result["meta"], result["aggregate"], result["ratios"]
     lines = [f"# Proxy overhead: direct vs nginx vs tollgate ({meta['finished_at']})", ""]
     lines += [
@@ -397,44 +439,165 @@ def render(result):
         for s in bad:
             lines.append(f"- {s['target']} {s['kind']}: status {s.get('status')} "
                          f"{s.get('error', '')} {s.get('body', '')[:200]}")
-    j = result.get("journal")
+    lines += render_journal(result.get("journal"), "##")
+    return lines
+
+
+def render_journal(j, level):
+    lines = []
     if j:
-        lines += ["", "## Journal", "",
-                  f"Requests sent to tollgate (sanity + warm-up + runs, including those oha abandoned at "
-                  f"the end of each run): "
+        scope = j.get("scope", "proxy matrix")
+        lines += ["", f"{level} Journal", "",
+                  f"Requests sent to tollgate in this run ({scope}: sanity + warm-up + runs, "
+                  f"including those oha abandoned at the end of each run): "
                   f"{j.get('sent')}; journal records counted by `tollgate spend`: "
                   f"{j.get('journaled')}; cost: {j.get('cost_usd')} USD "
                   f"(unknown-cost requests: {j.get('unknown_cost_requests')}). Of the requests "
                   f"sent, {j.get('abandoned_at_deadline')} were abandoned by oha when a run's time "
                   "ran out; these may or may not have reached the gateway, so the two counts can "
                   "differ by up to that many."]
+        by_provider = j.get("by_provider")
+        if by_provider:
+            lines.append("By provider: " + ", ".join(
+                f"{r.get('group')} {r.get('requests')}" for r in by_provider) + ".")
         if j.get("error"):
             lines.append(f"Journal query problem: {j['error']}")
-    return "\n".join(lines) + "\n"
+    return lines
+
+
+def conv_overhead(agg):
+    """Each converting path against the same-dialect one, per body: the target is on p99 at the
+    fixed rate; CPU per request at saturation shows the cost free of queueing."""
+    out = {}
+    for kind in CONV_KINDS:
+        def g(mode, path, field):
+            return (agg.get(f"{kind}/{mode}/{path}") or {}).get(field)
+
+        for path in CONV_PATHS[1:]:
+            def sub(mode, field):
+                a, b = g(mode, path, field), g(mode, "anthropic", field)
+                return a - b if a is not None and b is not None else None
+
+            rps, base_rps = g("sat", path, "rps"), g("sat", "anthropic", "rps")
+            d99 = sub("rate", "p99_ms")
+            out[f"{kind}/{path}"] = {
+                "kind": kind, "path": path,
+                "added_p50_ms_at_rate": sub("rate", "p50_ms"),
+                "added_p99_ms_at_rate": d99,
+                "added_cpu_ms_per_req_sat": sub("sat", "cpu_ms_per_req"),
+                "sat_rps_over_anthropic": rps / base_rps if rps is not None and base_rps else None,
+                "p99_target_met": None if d99 is None else d99 < CONV_P99_TARGET_MS,
+            }
+    return out
+
+
+def render_conversion(conv):
+    meta, agg, over = conv["meta"], conv["aggregate"], conv["overhead"]
+    rate = meta["rate"]
+    label = {k: bodies.KINDS[k][0] for k in CONV_KINDS}
+    mode_label = {"rate": f"{rate} rps", "sat": f"sat c{meta['connections']}"}
+    sizes = ", ".join(f"{label[k]} {meta['body_bytes'][k]:,} B" for k in CONV_KINDS)
+    lines = [
+        "", f"## Conversion overhead ({meta['finished_at']})", "",
+        "- One tollgate, three providers pointing at the same fast mock upstream: `anthropic` "
+        "(kind `anthropic`, the default: the body passes unchanged), `bedrock` (kind `bedrock`, "
+        "`endpoint` = the mock, static dummy `access_key_id`/`secret_access_key`, region "
+        "us-east-1: the body becomes an InvokeModel envelope, the request is SigV4-signed, and "
+        "streams come back as AWS event-stream and are re-framed as SSE) and `oai` (kind "
+        "`openai-compatible`: Messages → Chat Completions and back, streams chunk by chunk). "
+        "`[[models]]` maps `claude-sonnet-4-5` to itself on anthropic, to "
+        "`us.anthropic.claude-sonnet-4-5-20250929-v1:0` on bedrock and to `gpt-bench` on oai. "
+        "Every request names its provider with `x-tollgate-provider` (anthropic included, so the "
+        "three paths receive the same bytes).",
+        f"- Bodies: the proxy matrix's Claude-Code-shaped bodies ({sizes}), the same for all three "
+        "paths. They hold no `defer_loading` tools or `tool_reference` blocks (which the OpenAI "
+        "converter refuses), so no variant is needed; the sanity pass below checks every path "
+        "answers 200.",
+        f"- Runs: {meta['duration_s']} s each, {meta['reps']} repetition(s) per cell, paths "
+        "interleaved within each cell (order rotated per repetition); medians over repetitions. "
+        f"Fixed rate: `-q {rate}` with latency correction; both modes use `-c "
+        f"{meta['connections']}`. CPU ms/req is tollgate's (all threads) divided by responses.",
+        f"- tollgate ({meta['tollgate_version']}, binary {meta.get('tollgate_binary', '?')}; "
+        f"repository HEAD {meta['commit']} at run time); auth, journal and cost on. Machine: "
+        f"{meta['cpus']} CPUs, load average {meta['loadavg_start']} at start, "
+        f"{meta['loadavg_end']} at end; the same shared-machine caveats as the proxy table apply, "
+        "which is why the paths run interleaved and are compared with each other.",
+        "",
+        "| cell | path | rps | p50 ms | p90 ms | p99 ms | CPU ms/req | non-200 / errors |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | --- |",
+    ]
+    for kind in CONV_KINDS:
+        for mode in MODES:
+            for path in CONV_PATHS:
+                c = agg.get(f"{kind}/{mode}/{path}")
+                if not c:
+                    continue
+                lines.append(
+                    f"| {label[kind]} · {mode_label[mode]} | {CONV_PATH_LABEL[path]} | "
+                    f"{fmt(c['rps'], 0)} | {fmt(c['p50_ms'], 3)} | {fmt(c['p90_ms'], 3)} | "
+                    f"{fmt(c['p99_ms'], 3)} | {fmt(c['cpu_ms_per_req'], 4)} | {problems(c)} |")
+    lines += [
+        "",
+        f"Against the same-dialect path (target: conversion adds under {CONV_P99_TARGET_MS:g} ms "
+        f"p99 at {rate} requests/s):",
+        "",
+        f"| body | path | added p50 ms @{rate} | added p99 ms @{rate} | added CPU ms/req (sat) | "
+        "sat rps ÷ anthropic | p99 target met |",
+        "| --- | --- | ---: | ---: | ---: | ---: | --- |",
+    ]
+    for kind in CONV_KINDS:
+        for path in CONV_PATHS[1:]:
+            o = over.get(f"{kind}/{path}")
+            if not o:
+                continue
+            met = o["p99_target_met"]
+            lines.append(
+                f"| {label[kind]} | {path} − anthropic | {fmt(o['added_p50_ms_at_rate'], 3)} | "
+                f"{fmt(o['added_p99_ms_at_rate'], 3)} | {fmt(o['added_cpu_ms_per_req_sat'], 4)} | "
+                f"{fmt(o['sat_rps_over_anthropic'])} | "
+                f"{'–' if met is None else ('yes' if met else 'no')} |")
+
+    sane = conv.get("sanity") or []
+    bad = [s for s in sane if s.get("status") != 200 or s.get("error")
+           or s.get("message_stop") is False]
+    lines += ["", "### Sanity pass (one request per path and body before load)", ""]
+    if not bad:
+        lines.append("Every path answered 200 for both bodies and both streams ended with "
+                     "`message_stop`.")
+    else:
+        for s in bad:
+            lines.append(f"- {s['target']} {s['kind']}: status {s.get('status')} "
+                         f"{s.get('error', '')} {s.get('body', '')[:200]}")
+    lines += render_journal(conv.get("journal"), "###")
+    return lines
 
 
 # ---------------------------------------------------------------------------------------------
 # the matrix
 
 
-def journal_check(args, sent, abandoned_count):
-    out = {"sent": sent, "abandoned_at_deadline": abandoned_count}
-    env = dict(os.environ)
+def spend(args, by):
+    p = subprocess.run([args.tollgate_bin, "spend", "--json", "--by", by,
+                        "--server", args.urls["tollgate_base"], "--data-dir", args.tollgate_data],
+                       capture_output=True, text=True, timeout=60, env=dict(os.environ))
+    if p.returncode != 0:
+        raise ValueError(f"spend exit {p.returncode}: {p.stderr.strip()[:300]}")
+    rows = json.loads(p.stdout)
+    return rows.get("data", []) if isinstance(rows, dict) else rows
+
+
+def journal_check(args, sent, abandoned_count, scope):
+    out = {"sent": sent, "abandoned_at_deadline": abandoned_count, "scope": scope}
     try:
         time.sleep(2)  # journal writes may trail the responses
-        p = subprocess.run([args.tollgate_bin, "spend", "--json", "--by", "model",
-                            "--server", args.urls["tollgate_base"], "--data-dir", args.tollgate_data],
-                           capture_output=True, text=True, timeout=60, env=env)
-        if p.returncode != 0:
-            out["error"] = f"spend exit {p.returncode}: {p.stderr.strip()[:300]}"
-            return out
-        rows = json.loads(p.stdout)
-        if isinstance(rows, dict):
-            rows = rows.get("data", [])
+        rows = spend(args, "model")
         out["rows"] = rows
         out["journaled"] = sum(r.get("requests", 0) for r in rows)
         out["cost_usd"] = round(sum(float(r.get("cost_usd") or 0) for r in rows), 6)
         out["unknown_cost_requests"] = sum(r.get("unknown_cost_requests", 0) for r in rows)
+        # Shows that the converting paths really reached their providers.
+        out["by_provider"] = [{"group": r.get("group"), "requests": r.get("requests")}
+                              for r in spend(args, "provider")]
     except (OSError, ValueError, subprocess.TimeoutExpired) as e:
         out["error"] = str(e)
     return out
@@ -470,72 +633,130 @@ def binary_identity(path):
     return f"built {built}, sha256 {h.hexdigest()[:12]}"
 
 
-def cmd_run(args):
-    args.urls = {t: u for t, u in zip(TARGETS, (args.direct, args.nginx, args.tollgate))}
-    args.urls["tollgate_base"] = args.tollgate.split("/v1/")[0]
-    proc_pids = {"nginx": args.nginx_pid, "tollgate": args.tollgate_pid}
-    paths = bodies.write_all(os.path.join(args.work, "bodies"))
-    meta = {
+class Tally:
+    """Requests sent to tollgate, for comparison with what its journal recorded."""
+
+    def __init__(self):
+        self.sent = 0
+        self.abandoned = 0
+
+    def add(self, rec):
+        self.sent += attempted(rec)
+        self.abandoned += abandoned(rec)
+
+
+def common_meta(args, paths):
+    return {
         "started_at": datetime.datetime.now().isoformat(timespec="seconds"),
         "cpus": os.cpu_count(), "kernel": platform.release(),
         "loadavg_start": " ".join(f"{x:.2f}" for x in os.getloadavg()),
-        "duration_s": args.duration, "reps": args.reps, "rate": args.rate,
-        "connections": args.connections,
+        "duration_s": args.duration, "reps": args.reps, "connections": args.connections,
         "body_bytes": {k: os.path.getsize(p) for k, p in paths.items()},
         "oha_version": tool_version([args.oha, "--version"]),
-        "nginx_version": args.nginx_version, "nginx_worker_processes": "auto",
-        "nginx_workers": len(tree(args.nginx_pid)) - 1,
         "tollgate_version": tool_version([args.tollgate_bin, "--version"]),
         "tollgate_binary": binary_identity(args.tollgate_bin),
         "commit": args.commit,
     }
-    print(f"bodies: {meta['body_bytes']}", file=sys.stderr)
-    sane = sanity(args, paths)
-    sent_tollgate = len(paths)
-    abandoned_tollgate = 0
 
+
+def finish_meta(meta, runs):
+    meta["finished_at"] = datetime.datetime.now().isoformat(timespec="seconds")
+    meta["loadavg_end"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
+    meta["rss_reset_ok"] = all(r.get("rss_reset", True) for r in runs)
+
+
+def matrix(args, specs, kinds, paths, rate, tally, label):
+    """Every body × mode × repetition, the specs back to back with their order rotated per
+    repetition, so that drift in the machine's load hits every target alike."""
     runs = []
-    if args.warmup > 0:
-        for target in TARGETS:
-            for kind in ("small-json", "large-stream"):
-                r = load_run(args, target, kind, "sat", args.warmup, paths[kind], proc_pids,
-                             args.upstream_pid)
-                if target == "tollgate":
-                    sent_tollgate += attempted(r)
-                    abandoned_tollgate += abandoned(r)
-                print(f"  warm-up {target} {kind}: {r.get('rps', 0):.0f} rps "
-                      f"{r.get('error', '')}", file=sys.stderr)
-
-    total = len(paths) * len(MODES) * args.reps * len(TARGETS)
+    total = len(kinds) * len(MODES) * args.reps * len(specs)
     n = 0
-    for kind in paths:
+    for kind in kinds:
         for mode in MODES:
             for rep in range(args.reps):
-                order = TARGETS[rep % 3:] + TARGETS[:rep % 3]
-                for target in order:
+                k = rep % len(specs)
+                for spec in specs[k:] + specs[:k]:
                     n += 1
-                    r = load_run(args, target, kind, mode, args.duration, paths[kind], proc_pids,
-                                 args.upstream_pid)
+                    r = load_run(args, spec, kind, mode, args.duration, paths[kind], rate)
                     r["rep"] = rep
                     runs.append(r)
-                    if target == "tollgate":
-                        sent_tollgate += attempted(r)
-                        abandoned_tollgate += abandoned(r)
-                    print(f"[{n}/{total}] {kind} {mode} rep{rep} {target}: "
+                    if spec["pid"] == args.tollgate_pid:
+                        tally.add(r)
+                    print(f"[{label} {n}/{total}] {kind} {mode} rep{rep} {spec['target']}: "
                           f"{r.get('rps', 0):,.0f} rps p50 {r.get('p50_ms', 0):.3f} ms "
                           f"p99 {r.get('p99_ms', 0):.3f} ms cpu/req "
                           f"{fmt(r.get('cpu_ms_per_req'), 4)} ms rss {fmt(r.get('rss_mb'), 1)} MB "
                           f"statuses {r.get('statuses')} errors {r.get('errors')} "
                           f"{r.get('error', '')}", file=sys.stderr)
+    return runs
 
-    meta["finished_at"] = datetime.datetime.now().isoformat(timespec="seconds")
-    meta["loadavg_end"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
-    meta["rss_reset_ok"] = all(r.get("rss_reset", True) for r in runs)
+
+def warm_up(args, specs, kinds, paths, tally):
+    for spec in specs:
+        for kind in kinds:
+            r = load_run(args, spec, kind, "sat", args.warmup, paths[kind])
+            if spec["pid"] == args.tollgate_pid:
+                tally.add(r)
+            print(f"  warm-up {spec['target']} {kind}: {r.get('rps', 0):.0f} rps "
+                  f"{r.get('error', '')}", file=sys.stderr)
+
+
+def run_proxy(args, paths, tally):
+    specs = [proxy_spec(args, t) for t in TARGETS]
+    meta = common_meta(args, paths)
+    meta.update({"rate": args.rate, "nginx_version": args.nginx_version,
+                 "nginx_worker_processes": "auto",
+                 "nginx_workers": len(tree(args.nginx_pid)) - 1})
+    sane = sanity(specs, paths, list(paths))
+    tally.sent += len(paths)
+    if args.warmup > 0:
+        warm_up(args, specs, ("small-json", "large-stream"), paths, tally)
+    runs = matrix(args, specs, list(paths), paths, args.rate, tally, "proxy")
+    finish_meta(meta, runs)
     agg = aggregate(runs)
-    result = {"meta": meta, "sanity": sane, "runs": runs, "aggregate": agg,
-              "ratios": ratios(agg), "journal": journal_check(args, sent_tollgate, abandoned_tollgate)}
+    return {"meta": meta, "sanity": sane, "runs": runs, "aggregate": agg, "ratios": ratios(agg)}
+
+
+def run_conversion(args, paths, tally):
+    specs = [conv_spec(args, p) for p in CONV_PATHS]
+    meta = common_meta(args, paths)
+    meta["rate"] = args.conv_rate
+    sane = sanity(specs, paths, CONV_KINDS)
+    tally.sent += len(specs) * len(CONV_KINDS)
+    if args.warmup > 0:
+        warm_up(args, specs, CONV_KINDS, paths, tally)
+    runs = matrix(args, specs, CONV_KINDS, paths, args.conv_rate, tally, "conversion")
+    finish_meta(meta, runs)
+    agg = aggregate(runs)
+    return {"meta": meta, "sanity": sane, "runs": runs, "aggregate": agg,
+            "overhead": conv_overhead(agg)}
+
+
+def cmd_run(args):
+    args.urls = {t: u for t, u in zip(TARGETS, (args.direct, args.nginx, args.tollgate))}
+    args.urls["tollgate_base"] = args.tollgate.split("/v1/")[0]
+    paths = bodies.write_all(os.path.join(args.work, "bodies"))
+    print(f"bodies: { {k: os.path.getsize(p) for k, p in paths.items()} }", file=sys.stderr)
+    latest = os.path.join(args.out, "latest.json")
+    result = {}
+    if args.only != "all" and os.path.exists(latest):
+        # The matrix not run keeps its previous figures; each section states its own run.
+        with open(latest) as f:
+            result = json.load(f)
+    tally = Tally()
+    if args.only in ("all", "proxy"):
+        result.update(run_proxy(args, paths, tally))
+    if args.only in ("all", "conversion"):
+        result["conversion"] = run_conversion(args, paths, tally)
+    scope = {"all": "proxy and conversion matrices", "proxy": "proxy matrix",
+             "conversion": "conversion matrix"}[args.only]
+    journal = journal_check(args, tally.sent, tally.abandoned, scope)
+    if args.only == "conversion":
+        result["conversion"]["journal"] = journal
+    else:
+        result["journal"] = journal
     os.makedirs(args.out, exist_ok=True)
-    with open(os.path.join(args.out, "latest.json"), "w") as f:
+    with open(latest, "w") as f:
         json.dump(result, f, indent=1, default=str)
     md = render(result)
     with open(os.path.join(args.out, "latest.md"), "w") as f:
@@ -557,12 +778,12 @@ def main():
     r.add_argument("--out", required=True)
     r.add_argument("--oha", required=True)
     r.add_argument("--direct", required=True, help="URL of /v1/messages on the upstream")
-    r.add_argument("--nginx", required=True)
+    r.add_argument("--nginx", default="", help="URL of /v1/messages through nginx (proxy matrix)")
     r.add_argument("--tollgate", required=True)
     r.add_argument("--upstream-key", required=True)
     r.add_argument("--gateway-key", required=True)
     r.add_argument("--upstream-pid", type=int, required=True)
-    r.add_argument("--nginx-pid", type=int, required=True)
+    r.add_argument("--nginx-pid", type=int, default=0)
     r.add_argument("--tollgate-pid", type=int, required=True)
     r.add_argument("--tollgate-bin", required=True)
     r.add_argument("--tollgate-data", required=True)
@@ -573,6 +794,9 @@ def main():
     r.add_argument("--reps", type=int, default=3)
     r.add_argument("--rate", type=int, default=1000)
     r.add_argument("--connections", type=int, default=32)
+    r.add_argument("--conv-rate", type=int, default=500,
+                   help="fixed rate of the conversion matrix, requests/s")
+    r.add_argument("--only", choices=("all", "proxy", "conversion"), default="all")
     a = ap.parse_args()
     if a.cmd == "bodies":
         for kind, path in bodies.write_all(a.outdir).items():
@@ -590,6 +814,8 @@ def main():
             a.duration = int(a.duration)
         if a.warmup == int(a.warmup):
             a.warmup = int(a.warmup)
+        if a.only in ("all", "proxy") and not (a.nginx and a.nginx_pid):
+            ap.error("the proxy matrix needs --nginx and --nginx-pid")
         cmd_run(a)
 
 

@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# Proxy benchmark: direct vs nginx vs tollgate in front of the fast mock upstream, on loopback.
+# Proxy benchmark: direct vs nginx vs tollgate in front of the fast mock upstream, on loopback;
+# and the conversion matrix: tollgate to the same upstream as anthropic, bedrock and oai.
 #
-#   bench/run.sh [--quick] [--reps N] [--duration SECONDS]
+#   bench/run.sh [--quick] [--reps N] [--duration SECONDS] [--only proxy|conversion]
 #
-# Writes bench/results/latest.md and bench/results/latest.json. Needs bench/setup.sh first.
+# Writes bench/results/latest.md and bench/results/latest.json (--only keeps the other matrix's
+# previous results there). Needs bench/setup.sh first.
 set -euo pipefail
 
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -14,19 +16,27 @@ UPSTREAM=${UPSTREAM_BIN:-$CARGO_TARGET_DIR/release/scripted-upstream}
 OHA=${OHA:-$(command -v oha || echo /var/tmp/tollgate-tools/bin/oha)}
 NGINX=${NGINX:-$(command -v nginx || echo /usr/sbin/nginx)}
 
-DURATION=10 REPS=3 WARMUP=1
+DURATION=10 REPS=3 WARMUP=1 ONLY=all
 while [ $# -gt 0 ]; do
   case "$1" in
     --quick) DURATION=2 REPS=1 WARMUP=0 ;;
     --reps) REPS=$2; shift ;;
     --duration) DURATION=$2; shift ;;
-    -h|--help) sed -n '2,6p' "$0"; exit 0 ;;
+    --only)
+      case "${2:-}" in
+        proxy|conversion) ONLY=$2 ;;
+        *) echo "--only takes proxy or conversion" >&2; exit 2 ;;
+      esac
+      shift ;;
+    -h|--help) sed -n '2,8p' "$0"; exit 0 ;;
     *) echo "unknown argument: $1" >&2; exit 2 ;;
   esac
   shift
 done
 
-for bin in "$TOLLGATE" "$UPSTREAM" "$OHA" "$NGINX"; do
+NEEDED=("$TOLLGATE" "$UPSTREAM" "$OHA")
+[ "$ONLY" = conversion ] || NEEDED+=("$NGINX")
+for bin in "${NEEDED[@]}"; do
   [ -x "$bin" ] || { echo "missing $bin (run bench/setup.sh)" >&2; exit 1; }
 done
 
@@ -80,10 +90,12 @@ PIDS+=("$UPSTREAM_PID")
 UP_ADDR=$(wait_line "$WORK/upstream.out" '^LISTENING ' "$UPSTREAM_PID" | awk '{print $2}')
 echo "upstream $UP_ADDR (pid $UPSTREAM_PID)" >&2
 
-# --- nginx
-NGINX_PORT=$(python3 "$HERE/bench.py" free-port)
-mkdir -p "$WORK/nginx/logs"
-cat >"$WORK/nginx/nginx.conf" <<EOF
+# --- nginx (proxy matrix only)
+NGINX_ARGS=()
+if [ "$ONLY" != conversion ]; then
+  NGINX_PORT=$(python3 "$HERE/bench.py" free-port)
+  mkdir -p "$WORK/nginx/logs"
+  cat >"$WORK/nginx/nginx.conf" <<EOF
 worker_processes auto;
 daemon off;
 pid $WORK/nginx/nginx.pid;
@@ -118,13 +130,19 @@ http {
   }
 }
 EOF
-"$NGINX" -c "$WORK/nginx/nginx.conf" -p "$WORK/nginx/" >"$WORK/nginx/stdout" 2>&1 &
-NGINX_PID=$!
-PIDS+=("$NGINX_PID")
-wait_port "$NGINX_PORT"
-echo "nginx 127.0.0.1:$NGINX_PORT (pid $NGINX_PID)" >&2
+  "$NGINX" -c "$WORK/nginx/nginx.conf" -p "$WORK/nginx/" >"$WORK/nginx/stdout" 2>&1 &
+  NGINX_PID=$!
+  PIDS+=("$NGINX_PID")
+  wait_port "$NGINX_PORT"
+  echo "nginx 127.0.0.1:$NGINX_PORT (pid $NGINX_PID)" >&2
+  NGINX_ARGS=(--nginx "http://127.0.0.1:$NGINX_PORT/v1/messages" --nginx-pid "$NGINX_PID"
+    --nginx-version "$("$NGINX" -v 2>&1 | sed 's#.*nginx/##')")
+fi
 
 # --- tollgate
+# Three providers on the same mock, which answers each dialect by path. anthropic comes first so
+# it is the default the proxy matrix uses. bedrock gets static dummy keys so that SigV4 signing
+# is on the measured path (the mock checks no signature).
 TG_DATA="$WORK/tollgate-data"
 cat >"$WORK/tollgate.toml" <<EOF
 [server]
@@ -136,6 +154,24 @@ name = "anthropic"
 kind = "anthropic"
 base_url = "http://$UP_ADDR"
 api_key = "$UPSTREAM_KEY"
+
+[[providers]]
+name = "bedrock"
+kind = "bedrock"
+region = "us-east-1"
+endpoint = "http://$UP_ADDR"
+access_key_id = "AKIABENCHMARK0000000"
+secret_access_key = "bench/secret/key/not/a/real/one/000000000"
+
+[[providers]]
+name = "oai"
+kind = "openai-compatible"
+base_url = "http://$UP_ADDR"
+
+# The anthropic id is the requested name itself, so that path forwards the body untouched.
+[[models]]
+name = "claude-sonnet-4-5"
+providers = { anthropic = "claude-sonnet-4-5", bedrock = "us.anthropic.claude-sonnet-4-5-20250929-v1:0", oai = "gpt-bench" }
 
 [journal]
 EOF
@@ -155,13 +191,12 @@ if [ -n "$(git -C "$ROOT" status --porcelain -- crates 2>/dev/null)" ]; then COM
 python3 "$HERE/bench.py" run \
   --work "$WORK" --out "$HERE/results" --oha "$OHA" \
   --direct "http://$UP_ADDR/v1/messages" \
-  --nginx "http://127.0.0.1:$NGINX_PORT/v1/messages" \
   --tollgate "$TG_URL/v1/messages" \
   --upstream-key "$UPSTREAM_KEY" --gateway-key "$GATEWAY_KEY" \
-  --upstream-pid "$UPSTREAM_PID" --nginx-pid "$NGINX_PID" --tollgate-pid "$TG_PID" \
+  --upstream-pid "$UPSTREAM_PID" --tollgate-pid "$TG_PID" \
   --tollgate-bin "$TOLLGATE" --tollgate-data "$TG_DATA" \
-  --nginx-version "$("$NGINX" -v 2>&1 | sed 's#.*nginx/##')" --commit "$COMMIT" \
-  --duration "$DURATION" --reps "$REPS" --warmup "$WARMUP"
+  ${NGINX_ARGS[@]+"${NGINX_ARGS[@]}"} --commit "$COMMIT" \
+  --duration "$DURATION" --reps "$REPS" --warmup "$WARMUP" --only "$ONLY"
 
 for f in "$WORK/tollgate.err" "$WORK/upstream.err" "$WORK/nginx/logs/error.log"; do
   tail_lines=$(grep -v -e 'admin key' -e 'shown once' "$f" 2>/dev/null | tail -n 5 || true)
