@@ -22,6 +22,8 @@ from typing import Any
 
 import pytest
 
+from claude_cli import Run, find_claude
+
 if "tollgate_shared_fixtures" not in sys.modules:
     # Run on its own (`pytest tests/claude-code`), pytest does not read tests/conftest.py.
     _spec = importlib.util.spec_from_file_location(
@@ -37,7 +39,6 @@ if "tollgate_shared_fixtures" not in sys.modules:
     )
 
 from tollgate_shared_fixtures import (
-    ROOT,
     bedrock_provider,
     gateway_toml,
     openai_provider,
@@ -55,25 +56,6 @@ OPENAI_MAIN_ID = "gpt-test"
 OPUS_55 = (4_000, 20_000, 5_000, 200)
 
 pytestmark = pytest.mark.timeout(CLAUDE_TIMEOUT * 2 + 60)
-
-
-def find_claude() -> str:
-    """The native Claude Code executable installed by scripts/setup.sh."""
-    explicit = os.environ.get("CLAUDE_BIN")
-    scope = ROOT / ".tools" / "node" / "node_modules" / "@anthropic-ai"
-    candidates = [Path(explicit)] if explicit else []
-    # bin/claude.exe is the wrapper's stub until its postinstall links the platform binary over
-    # it; the platform package's own copy works either way.
-    candidates.append(scope / "claude-code" / "bin" / "claude.exe")
-    candidates += sorted(scope.glob("claude-code-linux-*/claude"))
-    for path in candidates:
-        if path.is_file() and os.access(path, os.X_OK) and path.stat().st_size > 10_000_000:
-            return str(path)
-    pytest.fail(
-        "Claude Code CLI not found under .tools/node (run scripts/setup.sh); looked at: "
-        + ", ".join(str(p) for p in candidates),
-        pytrace=False,
-    )
 
 
 @pytest.fixture(scope="module")
@@ -106,29 +88,6 @@ def key(gw):
 def _fresh_recordings(bedrock_fake, openai_fake):
     bedrock_fake.clear()
     openai_fake.clear()
-
-
-class Run:
-    def __init__(self, done: subprocess.CompletedProcess[str], elapsed: float):
-        self.returncode = done.returncode
-        self.stdout = done.stdout
-        self.stderr = done.stderr
-        self.elapsed = elapsed
-        self.result = self._parse(done.stdout)
-
-    @staticmethod
-    def _parse(stdout: str) -> dict[str, Any] | None:
-        for line in reversed(stdout.strip().splitlines()):
-            line = line.strip()
-            if line.startswith("{"):
-                try:
-                    return json.loads(line)
-                except json.JSONDecodeError:
-                    continue
-        try:
-            return json.loads(stdout)
-        except json.JSONDecodeError:
-            return None
 
 
 @pytest.fixture

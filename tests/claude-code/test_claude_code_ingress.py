@@ -24,6 +24,8 @@ from typing import Any
 
 import pytest
 
+from claude_cli import Run, find_claude
+
 if "tollgate_shared_fixtures" not in sys.modules:
     # Run on its own (`pytest tests/claude-code`), pytest does not read tests/conftest.py.
     _spec = importlib.util.spec_from_file_location(
@@ -34,7 +36,7 @@ if "tollgate_shared_fixtures" not in sys.modules:
     _spec.loader.exec_module(_shared)
     from tollgate_shared_fixtures import configured_gateway_factory, upstream  # noqa: F401
 
-from tollgate_shared_fixtures import ROOT, gateway_toml, header_value, header_values
+from tollgate_shared_fixtures import gateway_toml, header_value, header_values
 
 CLAUDE_TIMEOUT = 120
 PROJECT = "ingress-tests"
@@ -100,25 +102,6 @@ INGRESSES = [
 INGRESS_IDS = ["bedrock", "vertex", "vertex-v1"]
 
 
-def find_claude() -> str:
-    """The native Claude Code executable installed by scripts/setup.sh."""
-    explicit = os.environ.get("CLAUDE_BIN")
-    scope = ROOT / ".tools" / "node" / "node_modules" / "@anthropic-ai"
-    candidates = [Path(explicit)] if explicit else []
-    # bin/claude.exe is the wrapper's stub until its postinstall links the platform binary over
-    # it; the platform package's own copy works either way.
-    candidates.append(scope / "claude-code" / "bin" / "claude.exe")
-    candidates += sorted(scope.glob("claude-code-linux-*/claude"))
-    for path in candidates:
-        if path.is_file() and os.access(path, os.X_OK) and path.stat().st_size > 10_000_000:
-            return str(path)
-    pytest.fail(
-        "Claude Code CLI not found under .tools/node (run scripts/setup.sh); looked at: "
-        + ", ".join(str(p) for p in candidates),
-        pytrace=False,
-    )
-
-
 @pytest.fixture(scope="module")
 def claude_bin() -> str:
     return find_claude()
@@ -159,29 +142,6 @@ def key(gw):
 @pytest.fixture(autouse=True)
 def _fresh_upstream_recording(upstream):
     upstream.clear()
-
-
-class Run:
-    def __init__(self, done: subprocess.CompletedProcess[str], elapsed: float):
-        self.returncode = done.returncode
-        self.stdout = done.stdout
-        self.stderr = done.stderr
-        self.elapsed = elapsed
-        self.result = self._parse(done.stdout)
-
-    @staticmethod
-    def _parse(stdout: str) -> dict[str, Any] | None:
-        for line in reversed(stdout.strip().splitlines()):
-            line = line.strip()
-            if line.startswith("{"):
-                try:
-                    return json.loads(line)
-                except json.JSONDecodeError:
-                    continue
-        try:
-            return json.loads(stdout)
-        except json.JSONDecodeError:
-            return None
 
 
 @pytest.fixture
