@@ -122,11 +122,9 @@ impl Body for StreamRelay {
         }
         match Pin::new(&mut this.upstream).poll_frame(cx) {
             Poll::Ready(Some(Ok(frame))) => {
-                let Ok(data) = frame.into_data() else {
-                    // Trailers carry nothing a client of these APIs reads.
-                    cx.waker().wake_by_ref();
-                    return Poll::Pending;
-                };
+                // Trailers carry nothing a client of these APIs reads; they pass as an empty
+                // data frame, which hyper does not write.
+                let data = frame.into_data().unwrap_or_default();
                 let deadline = Instant::now() + this.idle;
                 this.idle_timer.as_mut().reset(deadline);
                 let anthropic = match this.decode.as_mut() {
