@@ -1,13 +1,16 @@
 //! Per-request work of the gateway's hot path on real-shaped bodies: reading the request facts
-//! of a ~1 KB and a ~120 KB Claude Code request, and scanning a response stream for usage.
+//! of a ~1 KB and a ~120 KB Claude Code request, scanning a response stream for usage, and
+//! converting between the Messages and Chat Completions dialects.
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use std::hint::black_box;
 use tollgate_wire::anthropic::{StreamWatch, read_request};
+use tollgate_wire::openai::{ConvertOptions, chat_to_messages_response, messages_to_chat_request};
 use tollgate_wire::sse::SseScanner;
 
 const SMALL: &[u8] = include_bytes!("data/small-1k.json");
 const LARGE: &[u8] = include_bytes!("data/claude-code-120k.json");
+const CHAT_RESPONSE: &[u8] = include_bytes!("../tests/golden/openai/openai_response_tools.json");
 
 fn stream_bytes() -> Vec<u8> {
     let mut s = String::new();
@@ -42,6 +45,19 @@ fn bench(c: &mut Criterion) {
             }
             watch.facts.usage
         })
+    });
+    g.finish();
+    let opts = ConvertOptions {
+        target_model: "gpt-x".into(),
+    };
+    let mut g = c.benchmark_group("chat");
+    g.throughput(Throughput::Bytes(LARGE.len() as u64));
+    g.bench_function("messages_to_chat_request 120 KB", |b| {
+        b.iter(|| messages_to_chat_request(black_box(LARGE), &opts))
+    });
+    g.throughput(Throughput::Bytes(CHAT_RESPONSE.len() as u64));
+    g.bench_function("chat_to_messages_response with tool calls", |b| {
+        b.iter(|| chat_to_messages_response(black_box(CHAT_RESPONSE), "claude-x"))
     });
     g.finish();
 }

@@ -3,6 +3,7 @@
 //! other way round). The module documentation of `openai` lists every mapping, drop and refusal.
 
 mod to_chat;
+mod to_chat_fast;
 mod to_messages;
 
 pub use to_chat::messages_to_chat_request;

@@ -4,7 +4,7 @@
 use bytes::Bytes;
 use serde_json::{Value, json};
 
-use super::{serialise, strings};
+use super::{serialise, strings, to_chat_fast};
 use crate::openai::ConvertOptions;
 use crate::openai::error::ConvertError;
 use crate::openai::fields::{Node, at, parse_body};
@@ -18,7 +18,7 @@ use crate::openai::types::{
 const TOOL_SEARCH_HINT: &str = "tool search (deferred tools and tool_reference blocks) only works with an Anthropic upstream; set ENABLE_TOOL_SEARCH=false in Claude Code's environment so that it sends tools inline";
 
 /// Claude Code's attribution block: billing metadata for Anthropic, not an instruction.
-const BILLING_PREFIX: &str = "x-anthropic-billing-header:";
+pub(super) const BILLING_PREFIX: &str = "x-anthropic-billing-header:";
 
 /// Top-level Messages fields that are converted.
 const MESSAGES_FIELDS: &[&str] = &[
@@ -57,6 +57,15 @@ pub fn messages_to_chat_request(
     anthropic_body: &[u8],
     opts: &ConvertOptions,
 ) -> Result<Bytes, ConvertError> {
+    if let Some(out) = to_chat_fast::convert(anthropic_body, &opts.target_model) {
+        return Ok(Bytes::from(out));
+    }
+    convert_with_tree(anthropic_body, opts)
+}
+
+/// The reference conversion, over a parsed tree; it decides every request the fast path leaves,
+/// and names the field of every refusal.
+fn convert_with_tree(anthropic_body: &[u8], opts: &ConvertOptions) -> Result<Bytes, ConvertError> {
     let root = parse_body(anthropic_body)?;
     let req = Node::root(&root)?;
     if let Some(k) = req
@@ -575,14 +584,106 @@ mod tests {
         }
     }
 
+    /// The tree-based conversion, and the fast one where it applies, which must agree.
+    fn both(body: &[u8]) -> Result<Value, ConvertError> {
+        let tree = convert_with_tree(body, &opts())
+            .map(|out| serde_json::from_slice::<Value>(&out).unwrap());
+        if let Some(fast) = to_chat_fast::convert(body, "target-model") {
+            let fast: Value = serde_json::from_slice(&fast).unwrap();
+            assert_eq!(tree.as_ref().ok(), Some(&fast), "fast path differs");
+        }
+        tree
+    }
+
     fn to_chat(body: Value) -> Value {
-        let out = messages_to_chat_request(body.to_string().as_bytes(), &opts())
-            .unwrap_or_else(|e| panic!("conversion failed: {e}"));
-        serde_json::from_slice(&out).unwrap()
+        assert!(
+            to_chat_fast::convert(body.to_string().as_bytes(), "target-model").is_some(),
+            "fast path declined a well-formed request"
+        );
+        both(body.to_string().as_bytes()).unwrap_or_else(|e| panic!("conversion failed: {e}"))
     }
 
     fn to_chat_err(body: Value) -> ConvertError {
+        assert!(to_chat_fast::convert(body.to_string().as_bytes(), "target-model").is_none());
         messages_to_chat_request(body.to_string().as_bytes(), &opts()).unwrap_err()
+    }
+
+    #[test]
+    fn fast_path_agrees_on_claude_code_bodies() {
+        for body in [
+            &include_bytes!("../../../benches/data/claude-code-120k.json")[..],
+            &include_bytes!("../../../tests/golden/openai/claude_code_request.json")[..],
+        ] {
+            assert!(to_chat_fast::convert(body, "target-model").is_some());
+            both(body).unwrap();
+        }
+    }
+
+    /// Every (JSON pointer, value) in `v`, so that a mutation can pick one.
+    fn pointers(v: &Value, at: String, out: &mut Vec<String>) {
+        match v {
+            Value::Object(m) => m
+                .iter()
+                .for_each(|(k, c)| pointers(c, format!("{at}/{k}"), out)),
+            Value::Array(a) => a
+                .iter()
+                .enumerate()
+                .for_each(|(i, c)| pointers(c, format!("{at}/{i}"), out)),
+            _ => {}
+        }
+        out.push(at);
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(400))]
+        /// Mutated real requests: wherever the fast path answers, it answers as the tree does.
+        #[test]
+        fn fast_path_agrees_with_the_tree_on_mutated_requests(
+            edits in proptest::collection::vec((0usize..10_000, 0u8..8), 1..4)
+        ) {
+            let mut body: Value = serde_json::from_slice(include_bytes!(
+                "../../../tests/golden/openai/claude_code_request.json"
+            )).unwrap();
+            for (pick, kind) in edits {
+                let mut all = Vec::new();
+                pointers(&body, String::new(), &mut all);
+                let ptr = all[pick % all.len()].clone();
+                let Some(slot) = body.pointer_mut(&ptr) else { continue };
+                *slot = match kind {
+                    0 => Value::Null,
+                    1 => json!("text"),
+                    2 => json!("assistant"),
+                    3 => json!(7),
+                    4 => json!([]),
+                    5 => json!({}),
+                    6 => json!(true),
+                    _ => json!([{"type": "text", "text": "x\ny"}]),
+                };
+            }
+            let _ = both(body.to_string().as_bytes());
+        }
+    }
+
+    #[test]
+    fn fast_path_leaves_what_it_cannot_check_to_the_tree() {
+        let cases: &[&[u8]] = &[
+            // An unpaired surrogate is refused when decoded, not when skipped.
+            br#"{"max_tokens":1,"messages":[{"role":"user","content":"\ud800"}]}"#,
+            br#"{"max_tokens":1,"messages":[{"role":"user","content":"x"}],"cache_control":{"a":"\udc00"}}"#,
+            // Positional "objects" and duplicate members.
+            br#"{"max_tokens":1,"messages":[["user","x"]]}"#,
+            br#"{"max_tokens":1,"max_tokens":2,"messages":[{"role":"user","content":"x"}]}"#,
+            br#"{"max_tokens":1,"temperature":1e999,"messages":[{"role":"user","content":"x"}]}"#,
+            // Null members count as absent.
+            br#"{"max_tokens":1,"messages":[{"role":"user","content":"x","extra":null}]}"#,
+            br#"{"max_tokens":1,"messages":[{"role":"user","content":[{"type":"text","text":"a","source":null}]}]}"#,
+        ];
+        for body in cases {
+            let _ = both(body);
+        }
+        let out = both(cases[5]).unwrap();
+        assert_eq!(out["messages"][0]["content"], "x");
+        assert!(both(cases[0]).is_err() && both(cases[2]).is_err());
     }
 
     fn user(text: &str) -> Value {
