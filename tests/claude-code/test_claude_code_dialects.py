@@ -332,3 +332,20 @@ def test_bedrock_thinking_tool_loop(run_claude, gw, key, bedrock_fake):
     assert echoed and all(b.get("signature") for b in echoed), second["messages"]
     records = session_records(gw, session_id, 2)
     assert_turn_records(records, seen, "bedrock", key)
+
+
+def test_openai_subagent(run_claude, gw, key, openai_fake):
+    run = run_claude(
+        "[[scenario:agent]] Delegate to a helper.", "oai", ENABLE_TOOL_SEARCH="false"
+    )
+    session_id = assert_completed(run, gw, openai_fake, "Agent finished.")
+
+    seen = assert_all_accepted(openai_fake, run, gw)
+    assert len(seen) >= 3, evidence(run, gw, openai_fake)
+    assert "subagent" in [r["scenario"] for r in seen], seen
+
+    records = session_records(gw, session_id, len(seen))
+    assert_turn_records(records, seen, "oai", key)
+    sub = [r for r in records if r.get("agent_id") is not None]
+    assert sub, f"no journal record carries an agent_id: {records}"
+    assert all(AGENT_ID.fullmatch(r["agent_id"]) for r in sub), sub
