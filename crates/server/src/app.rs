@@ -166,6 +166,17 @@ pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .route("/api/hello", get(|| async { "" }).head(|| async { "" }))
         .route("/healthz", get(|| async { "ok" }))
+        // Claude Code on Bedrock lists inference profiles at start-up; the gateway maps model
+        // ids itself (`[[models]]`), so it offers none and Claude Code keeps its own ids.
+        .route(
+            "/bedrock/inference-profiles",
+            get(|| async {
+                (
+                    [(http::header::CONTENT_TYPE, "application/json")],
+                    r#"{"inferenceProfileSummaries":[]}"#,
+                )
+            }),
+        )
         .nest("/admin/v1", admin::router(state))
         .fallback(model_api)
 }

@@ -646,6 +646,20 @@ async fn models_hello_and_health() {
         .unwrap();
     assert_eq!(send(&s.client, hello).await.status, 200);
 
+    // Claude Code on Bedrock asks for inference profiles at start-up; an empty list, not an error.
+    let profiles = Request::get(format!(
+        "{}/bedrock/inference-profiles?maxResults=1000",
+        s.gw.url
+    ))
+    .body(Full::new(Bytes::new()))
+    .unwrap();
+    let profiles = send(&s.client, profiles).await;
+    assert_eq!(profiles.status, 200, "{}", profiles.text());
+    assert_eq!(
+        profiles.json()["inferenceProfileSummaries"],
+        serde_json::json!([])
+    );
+
     let health = Request::get(format!("{}/healthz", s.gw.url))
         .body(Full::new(Bytes::new()))
         .unwrap();
