@@ -86,23 +86,6 @@ pub fn classify(mut auth: Authenticated) -> Result<Classified, GatewayError> {
     })
 }
 
-/// The parts of a client request that shape its answers.
-struct ClientFacts {
-    dialect: ClientDialect,
-    model: Option<String>,
-    include_usage: bool,
-}
-
-impl ClientFacts {
-    fn into_side(self) -> ClientSide {
-        ClientSide {
-            dialect: self.dialect,
-            model: self.model.unwrap_or_default(),
-            include_usage: self.include_usage,
-        }
-    }
-}
-
 #[derive(serde::Deserialize, Default)]
 struct StreamOptions {
     #[serde(default)]
@@ -120,9 +103,9 @@ struct OpenAiHead {
 fn normalize(a: &mut super::accept::Accepted) -> Result<ClientSide, GatewayError> {
     let invalid = |e: &dyn std::fmt::Display| GatewayError::invalid(e.to_string());
     let facts = match a.ingress.clone() {
-        Ingress::Anthropic => ClientFacts {
+        Ingress::Anthropic => ClientSide {
             dialect: ClientDialect::Anthropic,
-            model: None,
+            model: String::new(),
             include_usage: false,
         },
         Ingress::OpenAi => {
@@ -138,9 +121,9 @@ fn normalize(a: &mut super::accept::Accepted) -> Result<ClientSide, GatewayError
                 },
             )
             .map_err(|e| invalid(&e))?;
-            ClientFacts {
+            ClientSide {
                 dialect: ClientDialect::OpenAi,
-                model: Some(model),
+                model,
                 include_usage: opts.stream_options.is_some_and(|o| o.include_usage),
             }
         }
@@ -170,9 +153,9 @@ fn normalize(a: &mut super::accept::Accepted) -> Result<ClientSide, GatewayError
             for k in aws {
                 a.headers.remove(k);
             }
-            ClientFacts {
+            ClientSide {
                 dialect: ClientDialect::Bedrock,
-                model: Some(model),
+                model,
                 include_usage: false,
             }
         }
@@ -191,9 +174,9 @@ fn normalize(a: &mut super::accept::Accepted) -> Result<ClientSide, GatewayError
                     a.body = serde_json::to_vec(&v).map_err(|e| invalid(&e))?.into();
                 }
             }
-            ClientFacts {
+            ClientSide {
                 dialect: ClientDialect::Vertex,
-                model,
+                model: model.unwrap_or_default(),
                 include_usage: false,
             }
         }
@@ -211,5 +194,5 @@ fn normalize(a: &mut super::accept::Accepted) -> Result<ClientSide, GatewayError
         a.headers
             .insert(ANTHROPIC_VERSION, HeaderValue::from_static("2023-06-01"));
     }
-    Ok(facts.into_side())
+    Ok(facts)
 }

@@ -120,15 +120,7 @@ pub fn error_response(
             (status, Bytes::copy_from_slice(body))
         }
         _ => {
-            let v: serde_json::Value = serde_json::from_slice(body).unwrap_or_default();
-            let message = v["error"]["message"]
-                .as_str()
-                .or_else(|| v["message"].as_str())
-                .map(str::to_string)
-                .unwrap_or_else(|| {
-                    String::from_utf8_lossy(&body[..body.len().min(1024)]).into_owned()
-                });
-            let message = format!("provider '{}': {message}", upstream.name());
+            let message = format!("provider '{}': {}", upstream.name(), error_text(body));
             (status, error_body(anthropic_type_for(status), &message))
         }
     }
@@ -144,14 +136,7 @@ fn provider_message(upstream: &Upstream, headers: &http::HeaderMap, body: &[u8])
             let e = read_error_response(401, kind, body);
             format!("{}: {}", e.code, e.message)
         }
-        _ => {
-            let v: serde_json::Value = serde_json::from_slice(body).unwrap_or_default();
-            v["error"]["message"]
-                .as_str()
-                .or_else(|| v["message"].as_str())
-                .map(str::to_string)
-                .unwrap_or_else(|| String::from_utf8_lossy(body).into_owned())
-        }
+        _ => error_text(body),
     };
     // AWS appends the whole canonical request; the first lines say what went wrong.
     text.lines()
@@ -160,6 +145,16 @@ fn provider_message(upstream: &Upstream, headers: &http::HeaderMap, body: &[u8])
         .chars()
         .take(300)
         .collect()
+}
+
+/// The message of an OpenAI- or Anthropic-style error body, else the start of the body as text.
+fn error_text(body: &[u8]) -> String {
+    let v: serde_json::Value = serde_json::from_slice(body).unwrap_or_default();
+    v["error"]["message"]
+        .as_str()
+        .or_else(|| v["message"].as_str())
+        .map(str::to_string)
+        .unwrap_or_else(|| String::from_utf8_lossy(&body[..body.len().min(1024)]).into_owned())
 }
 
 /// The Anthropic error type the Anthropic API uses for a status.
