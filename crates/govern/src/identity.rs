@@ -6,17 +6,20 @@ use serde::Serialize;
 use std::collections::HashMap;
 use std::sync::Arc;
 
-/// Everything the pipeline knows about a caller once its key is accepted. Workspaces slot in
-/// between org and team when they arrive.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+/// Everything the pipeline knows about a caller once its key is accepted.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Default)]
 pub struct Principal {
     pub org_id: String,
+    pub workspace_id: Option<String>,
+    pub workspace: Option<String>,
     pub team_id: Option<String>,
     pub team: Option<String>,
     pub user_id: String,
     pub user: String,
     pub key_id: String,
     pub key_name: Option<String>,
+    /// The project requests are attributed to when they name none (`x-tollgate-project`).
+    pub default_project: Option<String>,
 }
 
 /// An immutable view of every active key, rebuilt whole on each change.
@@ -83,6 +86,7 @@ mod tests {
             user: "alice".into(),
             key_id: key_id.into(),
             key_name: None,
+            ..Principal::default()
         }
     }
 

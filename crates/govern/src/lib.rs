@@ -7,10 +7,14 @@
 //! - `keys`: gateway key generation and hashing.
 //! - `limits`: counters behind budgets, rate limits and concurrency caps (reserve-then-settle),
 //!   in memory for one node or in Redis shared by replicas.
+//! - `policy`: what a scope may do (the `[[policies]]` / admin API spec).
+//! - `tz`: time zones of budget periods.
 
 pub mod identity;
 pub mod keys;
 pub mod limits;
+pub mod policy;
+pub mod tz;
 
 pub use identity::{Identities, IdentitySnapshot, Principal};
 pub use keys::{KeyHash, generate_admin_key, generate_gateway_key, hash_key};

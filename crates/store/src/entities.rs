@@ -67,13 +67,13 @@ pub struct Store {
     conn: Mutex<Connection>,
 }
 
-fn now() -> String {
+pub(crate) fn now() -> String {
     time::OffsetDateTime::now_utc()
         .format(&time::format_description::well_known::Rfc3339)
         .unwrap_or_default()
 }
 
-fn new_id(prefix: &str) -> String {
+pub(crate) fn new_id(prefix: &str) -> String {
     let u = uuid::Uuid::now_v7().simple().to_string();
     format!("{prefix}_{}", &u[u.len() - 16..])
 }
@@ -96,7 +96,7 @@ impl Store {
         })
     }
 
-    fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
+    pub(crate) fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
         // A panic while holding the lock cannot leave SQLite inconsistent (transactions roll
         // back), so a poisoned lock is still safe to use.
         self.conn.lock().unwrap_or_else(|e| e.into_inner())
@@ -299,6 +299,7 @@ impl Store {
                     org_id: r.get(5)?,
                     team_id: r.get(6)?,
                     team: r.get(7)?,
+                    ..Principal::default()
                 },
             ))
         })?;
