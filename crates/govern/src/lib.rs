@@ -8,12 +8,16 @@
 //! - `limits`: counters behind budgets, rate limits and concurrency caps (reserve-then-settle),
 //!   in memory for one node or in Redis shared by replicas.
 //! - `policy`: what a scope may do (the `[[policies]]` / admin API spec).
+//! - `policy_set`: the compiled policies and which apply to a request.
+//! - `admission`: every applicable policy checked against a request, and its settlement.
 //! - `tz`: time zones of budget periods.
 
+pub mod admission;
 pub mod identity;
 pub mod keys;
 pub mod limits;
 pub mod policy;
+pub mod policy_set;
 pub mod tz;
 
 pub use identity::{Identities, IdentitySnapshot, Principal};

@@ -6,111 +6,17 @@
 
 mod limits_common;
 
+use tollgate_testkit::services::{RedisServer, free_port};
+
 use limits_common as suite;
 use redis::AsyncCommands;
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+
 use std::time::{Duration, Instant};
 use tollgate_govern::limits::{
     Admission, BudgetLimit, Clock, CounterStore, LimitKey, ManualClock, RateMetric, RedisConfig,
     RedisStore, StoreError, Window,
 };
-
-const REDIS_SERVER: &str = "/usr/bin/redis-server";
-
-/// A throwaway `redis-server`: no persistence, its own directory, killed on drop.
-struct RedisServer {
-    child: Child,
-    port: u16,
-    dir: PathBuf,
-}
-
-impl RedisServer {
-    fn start() -> Self {
-        let mut last = String::new();
-        for _ in 0..5 {
-            let port = free_port();
-            match Self::start_on(port) {
-                Ok(s) => return s,
-                // Another process may have taken the port between probing and binding.
-                Err(e) => last = e,
-            }
-        }
-        panic!("redis-server did not start: {last}");
-    }
-
-    fn start_on(port: u16) -> Result<Self, String> {
-        assert!(
-            std::path::Path::new(REDIS_SERVER).exists(),
-            "{REDIS_SERVER} is missing: install it with `apt-get install -y redis-server` \
-             (scripts/setup.sh does)"
-        );
-        static N: AtomicUsize = AtomicUsize::new(0);
-        let dir = std::env::temp_dir().join(format!(
-            "tollgate-redis-{}-{port}-{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::Relaxed)
-        ));
-        std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
-        let child = Command::new(REDIS_SERVER)
-            .args(["--bind", "127.0.0.1", "--port", &port.to_string()])
-            .args(["--save", "", "--appendonly", "no"])
-            .arg("--dir")
-            .arg(&dir)
-            .args(["--logfile", "redis.log"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .map_err(|e| format!("spawn {REDIS_SERVER}: {e}"))?;
-        let mut server = RedisServer { child, port, dir };
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            if let Ok(Some(status)) = server.child.try_wait() {
-                return Err(format!("redis-server exited: {status}"));
-            }
-            if ping(port) {
-                return Ok(server);
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        server.stop();
-        Err("redis-server did not answer PING within 10 s".into())
-    }
-
-    fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}/", self.port)
-    }
-
-    fn stop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for RedisServer {
-    fn drop(&mut self) {
-        self.stop();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-fn free_port() -> u16 {
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap().port()
-}
-
-fn ping(port: u16) -> bool {
-    let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) else {
-        return false;
-    };
-    let _ = s.set_read_timeout(Some(Duration::from_millis(500)));
-    let mut buf = [0u8; 7];
-    s.write_all(b"PING\r\n").is_ok() && s.read_exact(&mut buf).is_ok() && &buf == b"+PONG\r\n"
-}
 
 /// A store on `server`; the generous timeout keeps a loaded test machine from failing the suite.
 async fn store_on(server: &RedisServer, clock: Arc<ManualClock>) -> Arc<dyn CounterStore> {
@@ -383,7 +289,7 @@ async fn a_restarted_redis_is_used_again() {
         store.reserve_budget(&limits, 1, suite::TTL).await,
         Ok(Admission::Allowed(_))
     ));
-    let port = server.port;
+    let port = server.port();
     server.stop();
     let r = store.reserve_budget(&limits, 1, suite::TTL).await;
     assert!(matches!(r, Err(StoreError::Unavailable(_))), "{r:?}");

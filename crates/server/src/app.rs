@@ -1,6 +1,6 @@
 //! Assembling the gateway: configuration, data directory, admin credential, state, routes.
 
-use crate::config::Config;
+use crate::config::{Config, CounterBackend, GovernanceSection, StoreFailure};
 use crate::state::{AppState, Limits};
 use crate::{admin, listener, pipeline};
 use arc_swap::ArcSwap;
@@ -10,6 +10,11 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
+use tollgate_govern::admission::{Counters, OnStoreFailure};
+use tollgate_govern::limits::{
+    Clock, CounterStore, MemoryStore, RedisConfig, RedisStore, SystemClock,
+};
+use tollgate_govern::policy_set::PolicySet;
 use tollgate_govern::{Identities, generate_admin_key, hash_key};
 use tollgate_ledger::PriceTable;
 use tollgate_ledger::journal::{Journal, JournalConfig, JournalReader};
@@ -96,7 +101,7 @@ fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
 }
 
 /// Builds the shared state from a configuration and data directory.
-pub fn build_state(config: Config, data_dir: &Path) -> Result<Arc<AppState>, String> {
+pub async fn build_state(config: Config, data_dir: &Path) -> Result<Arc<AppState>, String> {
     std::fs::create_dir_all(data_dir)
         .map_err(|e| format!("cannot create data dir {}: {e}", data_dir.display()))?;
     let store =
@@ -139,6 +144,8 @@ pub fn build_state(config: Config, data_dir: &Path) -> Result<Arc<AppState>, Str
         ..Default::default()
     };
     let admin_keys = ArcSwap::from_pointee(store.admin_credentials().map_err(|e| e.to_string())?);
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let counters = counters(&config.governance, clock.clone()).await?;
     let state = Arc::new(AppState {
         config,
         identities: Identities::default(),
@@ -152,9 +159,36 @@ pub fn build_state(config: Config, data_dir: &Path) -> Result<Arc<AppState>, Str
         betas,
         client_options,
         limits,
+        policies: ArcSwap::from_pointee(PolicySet::default()),
+        counters,
+        clock,
     });
     state.refresh_identities().map_err(|e| e.to_string())?;
+    state.refresh_policies().map_err(|e| e.to_string())?;
     Ok(state)
+}
+
+/// The counter stores `[governance]` asks for. The local store always exists: it is the whole
+/// store on a single node and the fallback for rate limits when Redis is unreachable.
+async fn counters(g: &GovernanceSection, clock: Arc<dyn Clock>) -> Result<Counters, String> {
+    let local: Arc<dyn CounterStore> = Arc::new(MemoryStore::new(clock.clone()));
+    let store: Arc<dyn CounterStore> = match (g.counters, &g.redis_url) {
+        (CounterBackend::Redis, Some(url)) => Arc::new(
+            RedisStore::connect(RedisConfig::new(url.clone()), clock)
+                .await
+                .map_err(|e| format!("[governance] redis: {e}"))?,
+        ),
+        _ => local.clone(),
+    };
+    Ok(Counters {
+        store,
+        local,
+        on_failure: match g.on_store_failure {
+            StoreFailure::FailClosed => OnStoreFailure::FailClosed,
+            StoreFailure::FailOpen => OnStoreFailure::FailOpen,
+        },
+        ttl: Duration::from_secs(g.reservation_ttl_secs),
+    })
 }
 
 /// The HTTP routes of the gateway.
@@ -191,7 +225,7 @@ pub async fn serve(opts: ServeOptions) -> Result<(), String> {
         .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR));
     let listen = config.server.listen;
     let header_timeout = Duration::from_secs(config.server.request_header_timeout_secs);
-    let state = build_state(config, &data_dir)?;
+    let state = build_state(config, &data_dir).await?;
     if state.routes.provider_names().next().is_none() {
         tracing::warn!(
             "no provider configured: model requests will fail until ANTHROPIC_API_KEY is set or [[providers]] is added"

@@ -21,6 +21,65 @@ pub struct Config {
     pub prices: BTreeMap<String, PriceOverride>,
     #[serde(default)]
     pub journal: JournalSection,
+    /// Policies written in the config (the admin API adds more at run time).
+    #[serde(default)]
+    pub policies: Vec<tollgate_govern::policy::PolicySpec>,
+    #[serde(default)]
+    pub governance: GovernanceSection,
+}
+
+/// Where counters live.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum CounterBackend {
+    /// In this process (single node).
+    #[default]
+    Memory,
+    /// In Redis, shared by every replica.
+    Redis,
+}
+
+/// What budgets do when the shared counters cannot be reached.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum StoreFailure {
+    /// Refuse requests a hard budget governs.
+    #[default]
+    FailClosed,
+    /// Let them through unreserved.
+    FailOpen,
+}
+
+/// `[governance]`: how policies are enforced.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GovernanceSection {
+    /// `memory` (one node) or `redis` (replicas share budgets, rate limits and sessions).
+    pub counters: CounterBackend,
+    /// Redis URL when `counters = "redis"`.
+    pub redis_url: Option<String>,
+    /// How long a reservation or concurrency slot lives without a settle (a crashed replica's
+    /// holds free themselves after this). Keep it above the longest request.
+    pub reservation_ttl_secs: u64,
+    /// Budgets when Redis is unreachable (rate limits fall back to per-replica counting).
+    pub on_store_failure: StoreFailure,
+    /// Output tokens standard-mode budgets reserve per request (capped by `max_tokens`).
+    pub likely_output_tokens: u64,
+    /// Whom developers should ask to raise a limit; appended to policy refusals.
+    pub contact: Option<String>,
+}
+
+impl Default for GovernanceSection {
+    fn default() -> Self {
+        Self {
+            counters: CounterBackend::Memory,
+            redis_url: None,
+            reservation_ttl_secs: 900,
+            on_store_failure: StoreFailure::FailClosed,
+            likely_output_tokens: 4096,
+            contact: None,
+        }
+    }
 }
 
 /// `[server]`: the listener and its limits.
@@ -106,9 +165,34 @@ impl Config {
         for (_, v) in table.iter_mut() {
             interpolate(v, env).map_err(|var| ConfigError::MissingEnv(path.to_path_buf(), var))?;
         }
-        toml::Value::Table(table)
-            .try_into()
-            .map_err(|e: toml::de::Error| ConfigError::Invalid(path.to_path_buf(), e.to_string()))
+        let config: Config =
+            toml::Value::Table(table)
+                .try_into()
+                .map_err(|e: toml::de::Error| {
+                    ConfigError::Invalid(path.to_path_buf(), e.to_string())
+                })?;
+        config.validate(path)?;
+        Ok(config)
+    }
+
+    /// Checks what the types cannot: policy values and the governance settings.
+    fn validate(&self, path: &Path) -> Result<(), ConfigError> {
+        let invalid = |m: String| ConfigError::Invalid(path.to_path_buf(), m);
+        for p in &self.policies {
+            p.validate().map_err(invalid)?;
+        }
+        let g = &self.governance;
+        if g.counters == CounterBackend::Redis && g.redis_url.is_none() {
+            return Err(invalid(
+                "[governance] counters = \"redis\" needs redis_url".into(),
+            ));
+        }
+        if g.reservation_ttl_secs == 0 || g.reservation_ttl_secs > 30 * 86_400 {
+            return Err(invalid(
+                "[governance] reservation_ttl_secs must be between 1 and 2592000".into(),
+            ));
+        }
+        Ok(())
     }
 }
 

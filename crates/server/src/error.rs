@@ -53,6 +53,13 @@ pub struct GatewayError {
     pub status: StatusCode,
     pub kind: ErrorKind,
     pub message: String,
+    /// Overrides the kind's `x-should-retry` (an exhausted budget is a 429 that must not be
+    /// retried).
+    pub retry: Option<bool>,
+    /// Extra response headers (`retry-after`, `anthropic-ratelimit-*`).
+    pub headers: Vec<(http::HeaderName, HeaderValue)>,
+    /// The policy that refused the request, for the journal.
+    pub policy: Option<String>,
 }
 
 impl GatewayError {
@@ -62,7 +69,15 @@ impl GatewayError {
             status,
             kind,
             message: message.into(),
+            retry: None,
+            headers: Vec::new(),
+            policy: None,
         }
+    }
+
+    /// Whether the client should retry.
+    pub fn should_retry(&self) -> bool {
+        self.retry.unwrap_or_else(|| self.kind.should_retry())
     }
 
     /// 400 `invalid_request_error`.
@@ -111,14 +126,13 @@ impl GatewayError {
         );
         h.insert(
             X_SHOULD_RETRY,
-            HeaderValue::from_static(if self.kind.should_retry() {
-                "true"
-            } else {
-                "false"
-            }),
+            HeaderValue::from_static(if self.should_retry() { "true" } else { "false" }),
         );
         if let Ok(v) = HeaderValue::from_str(request_id) {
             h.insert(X_TOLLGATE_REQUEST_ID, v);
+        }
+        for (name, value) in &self.headers {
+            h.insert(name.clone(), value.clone());
         }
         resp
     }

@@ -5,6 +5,9 @@ use arc_swap::ArcSwap;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
+use tollgate_govern::admission::Counters;
+use tollgate_govern::limits::Clock;
+use tollgate_govern::policy_set::PolicySet;
 use tollgate_govern::{Identities, IdentitySnapshot, KeyHash};
 use tollgate_ledger::PriceTable;
 use tollgate_ledger::journal::{Journal, JournalReader};
@@ -29,6 +32,12 @@ pub struct AppState {
     pub betas: HashMap<String, BetaTable>,
     pub client_options: UpstreamClientOptions,
     pub limits: Limits,
+    /// Every policy (config and store), swapped whole on change.
+    pub policies: ArcSwap<PolicySet>,
+    /// Where budgets, rate limits, sessions and concurrency count.
+    pub counters: Counters,
+    /// The time source of admission (injected in tests that cross period boundaries).
+    pub clock: Arc<dyn Clock>,
 }
 
 thread_local! {
@@ -68,6 +77,31 @@ impl AppState {
     /// Rebuilds the policy snapshot from the config and the store; called after every policy,
     /// team, user or key change so it applies to the next request.
     pub fn refresh_policies(&self) -> Result<(), StoreError> {
+        let stored = self.store.list_policies()?;
+        self.policies
+            .store(Arc::new(compile_policies(&self.config, stored)));
         Ok(())
     }
+}
+
+/// The policy set of the config's `[[policies]]` plus the stored ones. Config policies get the
+/// id `cfg:NAME` (their name, else their scope) so their counters survive reordering the file.
+pub fn compile_policies(config: &Config, stored: Vec<tollgate_store::PolicyRow>) -> PolicySet {
+    let mut seen = std::collections::HashSet::new();
+    let from_config = config.policies.iter().map(|spec| {
+        let base = format!("cfg:{}", spec.display_name());
+        let mut id = base.clone();
+        let mut n = 1;
+        while !seen.insert(id.clone()) {
+            n += 1;
+            id = format!("{base}#{n}");
+        }
+        (id, spec.clone())
+    });
+    let from_config: Vec<_> = from_config.collect();
+    PolicySet::new(
+        from_config
+            .into_iter()
+            .chain(stored.into_iter().map(|r| (r.id, r.spec))),
+    )
 }

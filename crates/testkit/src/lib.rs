@@ -10,6 +10,7 @@ mod error;
 mod fast;
 mod message;
 mod scenario;
+pub mod services;
 mod sse;
 mod upstream;
 

@@ -42,6 +42,16 @@ pub struct JournalRecord {
     pub bytes_out: u64,
     pub user_agent: Option<String>,
     pub upstream_request_id: Option<String>,
+    /// The policy that refused the request, or that downgraded its model.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub policy: Option<String>,
+    /// The model the client asked for when a budget policy served a cheaper one (`model` is
+    /// then the one served).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub downgraded_from: Option<String>,
+    /// `max_tokens` as the client sent it, when a policy lowered it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub clamped_max_tokens_from: Option<u64>,
     /// Request body, only when body capture is enabled (truncated to the configured cap).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub request_body: Option<String>,

@@ -85,6 +85,9 @@ pub fn error_response<B: From<Bytes>>(
             if let Ok(v) = HeaderValue::from_str(request_id) {
                 h.insert(X_TOLLGATE_REQUEST_ID, v);
             }
+            for (name, value) in &err.headers {
+                h.insert(name.clone(), value.clone());
+            }
             out
         }
     }

@@ -57,7 +57,8 @@ async fn run(
     }
     let classified = classify::classify(caller)?;
     rec.classify(&classified);
-    let admitted = admit::admit(state, classified)?;
+    let mut admitted = admit::admit(state, classified).await?;
+    rec.admitted(&mut admitted);
     let routed = route::route(state, admitted)?;
     forward::forward(state, rec, routed).await
 }

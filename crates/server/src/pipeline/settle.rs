@@ -6,14 +6,17 @@
 //! finishing methods take the record out, and `Drop` writes what is left as a client
 //! disconnect.
 
+use super::admit::Admitted;
 use super::classify::{Classified, attribution};
 use crate::error::GatewayError;
 use crate::pipeline::authenticate::Authenticated;
 use crate::state::AppState;
 use axum::body::Body;
 use http::{HeaderMap, HeaderValue, Request};
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Instant;
+use tollgate_govern::admission::{Actual, Holds};
 use tollgate_ledger::journal::JournalRecord;
 use tollgate_ledger::{Cost, Nanos, price};
 use tollgate_wire::anthropic::ResponseFacts;
@@ -26,6 +29,8 @@ pub struct Recorder {
     id: HeaderValue,
     rec: Option<Box<JournalRecord>>,
     response_capture: Option<Vec<u8>>,
+    /// Budget reservations, slots and turns to settle with the record.
+    holds: Option<Holds>,
 }
 
 fn rfc3339(t: time::OffsetDateTime) -> String {
@@ -64,6 +69,7 @@ impl Recorder {
             id: HeaderValue::from_str(&id).unwrap_or(HeaderValue::from_static("req_unknown")),
             rec: Some(Box::new(rec)),
             response_capture: None,
+            holds: None,
         }
     }
 
@@ -127,6 +133,24 @@ impl Recorder {
         });
     }
 
+    /// Takes over what admission holds and records what it changed.
+    pub fn admitted(&mut self, a: &mut Admitted) {
+        let holds = std::mem::take(&mut a.holds);
+        if !holds.is_empty() {
+            self.holds = Some(holds);
+        }
+        if let Some(from) = a.clamped_from {
+            self.with(|r| r.clamped_max_tokens_from = Some(from));
+        }
+        if let Some(policy) = a.adjusted_by.clone() {
+            let served = a.classified.facts.model.clone();
+            self.with(|r| {
+                r.policy = Some(policy);
+                r.downgraded_from = std::mem::replace(&mut r.model, served);
+            });
+        }
+    }
+
     /// Records the provider an attempt goes to.
     pub fn set_provider(&mut self, name: &str) {
         self.with(|r| r.provider = Some(name.to_string()));
@@ -151,6 +175,7 @@ impl Recorder {
             id: self.id.clone(),
             rec: self.rec.take(),
             response_capture: self.response_capture.take(),
+            holds: self.holds.take(),
         }
     }
 
@@ -159,6 +184,9 @@ impl Recorder {
         self.mark_first_byte();
         let (kind, msg) = (err.kind.anthropic_type(), err.message.clone());
         self.with(|r| {
+            if err.policy.is_some() {
+                r.policy = err.policy.clone();
+            }
             r.status = err.status.as_u16();
             r.error_type = Some(kind.to_string());
             r.error_message = Some(msg);
@@ -257,6 +285,9 @@ impl Recorder {
             return;
         };
         r.duration_ms = ms(self.started.elapsed());
+        if let Some(holds) = self.holds.take() {
+            settle_holds(&self.state, holds, &r);
+        }
         if let Err(e) = self.state.journal.append(*r) {
             tracing::error!(error = %e, request_id = self.id(), "journal append failed");
         }
@@ -285,5 +316,37 @@ impl Drop for Recorder {
             }
         });
         self.write();
+    }
+}
+
+/// Settles what admission held with what the record says was consumed. With the in-process
+/// store this completes before the record is written (the next request of a session already
+/// sees the spend); with Redis it runs as a task so the response is not held up.
+fn settle_holds(state: &Arc<AppState>, holds: Holds, r: &JournalRecord) {
+    // A turn is a request the model answered; errors (ours or the upstream's) give their
+    // reservation back unless tokens were consumed.
+    let reached_upstream =
+        (200..300).contains(&r.status) || r.input_tokens > 0 || r.output_tokens > 0;
+    let actual = Actual {
+        cost_nanos: if r.cost_unknown { None } else { r.cost_nanos },
+        tokens: r
+            .input_tokens
+            .saturating_add(r.output_tokens)
+            .saturating_add(r.cache_creation_input_tokens)
+            .saturating_add(r.cache_read_input_tokens),
+        reached_upstream,
+    };
+    let st = state.clone();
+    let fut = async move { holds.settle(&st.counters, actual).await };
+    let mut fut = Box::pin(fut);
+    let waker = std::task::Waker::noop();
+    let mut cx = std::task::Context::from_waker(waker);
+    if fut.as_mut().poll(&mut cx).is_pending() {
+        match tokio::runtime::Handle::try_current() {
+            Ok(h) => {
+                h.spawn(fut);
+            }
+            Err(_) => tracing::warn!("no runtime to settle on; reservations will expire"),
+        }
     }
 }

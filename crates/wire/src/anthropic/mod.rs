@@ -6,10 +6,14 @@
 //! `type` equal to the event name. Only the fields the gateway acts on are parsed; bodies are
 //! never re-serialised on a same-dialect path.
 
+mod edit;
 mod error;
 mod request;
 mod response;
+mod tool_calls;
 
+pub use edit::edit_request;
 pub use error::{error_body, error_event};
 pub use request::{RequestError, RequestFacts, read_request};
 pub use response::{ResponseFacts, StreamWatch, read_response};
+pub use tool_calls::most_repeated_tool_call;

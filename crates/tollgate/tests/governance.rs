@@ -1,0 +1,455 @@
+//! Policies enforced end to end: a real gateway process (or two sharing a real Redis) between a
+//! plain HTTP client and the strict scripted upstream.
+
+#![allow(clippy::unwrap_used)]
+
+mod support;
+
+use bytes::Bytes;
+use serde_json::Value;
+use std::sync::Arc;
+use std::time::Duration;
+use support::{
+    Gateway, HttpClient, Reply, UPSTREAM_KEY, client, messages_request, send, simple_body,
+};
+use tollgate_testkit::services::RedisServer;
+use tollgate_testkit::{ScriptedUpstream, UpstreamOptions};
+
+const OPUS: &str = "claude-opus-5-5";
+const HAIKU: &str = "claude-haiku-5-5";
+
+struct Setup {
+    upstream: ScriptedUpstream,
+    gw: Gateway,
+    key: String,
+    client: HttpClient,
+}
+
+impl Setup {
+    async fn with(policies_toml: &str) -> Setup {
+        let upstream = ScriptedUpstream::start(UpstreamOptions::new(UPSTREAM_KEY))
+            .await
+            .unwrap();
+        let gw = Gateway::start_with(&upstream.url(), policies_toml).await;
+        let key = gw.create_key("alice", "platform").await;
+        Setup {
+            upstream,
+            gw,
+            key,
+            client: client(),
+        }
+    }
+
+    async fn post(&self, body: impl Into<Bytes>, headers: &[(&str, &str)]) -> Reply {
+        let url = format!("{}/v1/messages", self.gw.url);
+        send(
+            &self.client,
+            messages_request(&url, &self.key, body, headers),
+        )
+        .await
+    }
+}
+
+fn error_of(r: &Reply) -> (String, String) {
+    let j = r.json();
+    (
+        j["error"]["type"].as_str().unwrap_or_default().to_string(),
+        j["error"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string(),
+    )
+}
+
+/// A request body of at least `bytes` bytes, so a usage of that many input tokens is possible.
+fn padded_body(model: &str, bytes: usize, max_tokens: u32) -> String {
+    format!(
+        r#"{{"model":"{model}","max_tokens":{max_tokens},"messages":[{{"role":"user","content":"{}"}}]}}"#,
+        "x".repeat(bytes)
+    )
+}
+
+fn sum_cost(records: &[Value]) -> i64 {
+    records
+        .iter()
+        .filter_map(|r| r["cost_nanos"].as_i64())
+        .sum()
+}
+
+#[tokio::test]
+async fn a_model_outside_the_allow_list_is_refused_in_every_dialect_naming_the_policy() {
+    let s = Setup::with(
+        r#"
+[[policies]]
+scope = "team:platform"
+name = "platform models"
+allowed_models = ["claude-sonnet-*", "claude-haiku-5-5"]
+"#,
+    )
+    .await;
+    let ok = s.post(simple_body(HAIKU, false), &[]).await;
+    assert_eq!(ok.status, 200, "{}", ok.text());
+    let denied = s.post(simple_body(OPUS, false), &[]).await;
+    assert_eq!(denied.status, 403);
+    assert_eq!(denied.header("x-should-retry"), Some("false"));
+    let (kind, msg) = error_of(&denied);
+    assert_eq!(kind, "permission_error");
+    assert!(
+        msg.contains("platform models") && msg.contains(OPUS),
+        "{msg}"
+    );
+
+    // The OpenAI dialect gets its own error shape for the same refusal.
+    let req = http::Request::post(format!("{}/v1/chat/completions", s.gw.url))
+        .header("content-type", "application/json")
+        .header("authorization", format!("Bearer {}", s.key))
+        .body(http_body_util::Full::new(Bytes::from(format!(
+            r#"{{"model":"{OPUS}","messages":[{{"role":"user","content":"hi"}}]}}"#
+        ))))
+        .unwrap();
+    let chat = send(&s.client, req).await;
+    assert_eq!(chat.status, 403);
+    assert_eq!(chat.json()["error"]["type"], "permission_error");
+
+    let rec = s.gw.record(&denied.request_id()).await;
+    assert_eq!(rec["policy"], "platform models");
+    assert_eq!(rec["status"], 403);
+    // Nothing refused reached the upstream.
+    assert_eq!(s.upstream.requests().len(), 1);
+}
+
+#[tokio::test]
+async fn a_requests_per_minute_limit_answers_429_with_retry_after_and_ratelimit_headers() {
+    let s = Setup::with(
+        r#"
+[[policies]]
+scope = "user:alice"
+rate = { requests_per_minute = 3 }
+"#,
+    )
+    .await;
+    for _ in 0..3 {
+        let r = s.post(simple_body(HAIKU, false), &[]).await;
+        assert_eq!(r.status, 200, "{}", r.text());
+    }
+    let r = s.post(simple_body(HAIKU, true), &[]).await;
+    assert_eq!(r.status, 429);
+    let (kind, msg) = error_of(&r);
+    assert_eq!(kind, "rate_limit_error");
+    assert!(msg.contains("3 requests per minute"), "{msg}");
+    assert_eq!(r.header("x-should-retry"), Some("true"));
+    let retry: u32 = r.header("retry-after").unwrap().parse().unwrap();
+    assert!((1..=45).contains(&retry), "retry-after {retry}");
+    assert_eq!(r.header("anthropic-ratelimit-requests-limit"), Some("3"));
+    assert_eq!(
+        r.header("anthropic-ratelimit-requests-remaining"),
+        Some("0")
+    );
+    assert!(r.header("anthropic-ratelimit-requests-reset").is_some());
+    assert_eq!(s.upstream.requests().len(), 3);
+}
+
+#[tokio::test]
+async fn max_tokens_above_a_ceiling_is_clamped_or_rejected_as_configured() {
+    let s = Setup::with(
+        r#"
+[[policies]]
+scope = "team:platform"
+max_tokens = { ceiling = 1000 }
+
+[[policies]]
+scope = "model:claude-opus-5-5"
+name = "opus ceiling"
+max_tokens = { ceiling = 500, action = "reject" }
+"#,
+    )
+    .await;
+    let r = s.post(padded_body(HAIKU, 10, 64000), &[]).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let seen: Value = serde_json::from_slice(&s.upstream.requests()[0].body).unwrap();
+    assert_eq!(seen["max_tokens"], 1000);
+    let rec = s.gw.record(&r.request_id()).await;
+    assert_eq!(rec["clamped_max_tokens_from"], 64000);
+
+    let r = s.post(padded_body(OPUS, 10, 800), &[]).await;
+    assert_eq!(r.status, 400);
+    let (kind, msg) = error_of(&r);
+    assert_eq!(kind, "invalid_request_error");
+    assert!(msg.contains("opus ceiling") && msg.contains("500"), "{msg}");
+}
+
+#[tokio::test]
+async fn a_session_stops_after_its_turn_cap_and_other_sessions_go_on() {
+    let s = Setup::with(
+        r##"
+[governance]
+contact = "#ai-platform on Slack"
+
+[[policies]]
+scope = "org"
+name = "session caps"
+session = { max_turns = 2 }
+"##,
+    )
+    .await;
+    let sess = [("x-claude-code-session-id", "sess-a")];
+    for _ in 0..2 {
+        assert_eq!(s.post(simple_body(HAIKU, false), &sess).await.status, 200);
+    }
+    let r = s.post(simple_body(HAIKU, false), &sess).await;
+    assert_eq!(r.status, 429);
+    assert_eq!(r.header("x-should-retry"), Some("false"));
+    let (kind, msg) = error_of(&r);
+    assert_eq!(kind, "rate_limit_error");
+    assert!(
+        msg.contains("2 turns") && msg.contains("#ai-platform"),
+        "{msg}"
+    );
+    let other = [("x-claude-code-session-id", "sess-b")];
+    assert_eq!(s.post(simple_body(HAIKU, false), &other).await.status, 200);
+}
+
+#[tokio::test]
+async fn the_loop_breaker_stops_a_session_repeating_the_same_tool_call() {
+    let s = Setup::with(
+        r#"
+[[policies]]
+scope = "org"
+name = "loop breaker"
+session = { loop_breaker = { repeats = 3, within_turns = 5 } }
+"#,
+    )
+    .await;
+    let turns = |n: usize| {
+        let mut msgs = vec![r#"{"role":"user","content":"make the tests pass"}"#.to_string()];
+        for i in 0..n {
+            msgs.push(format!(r#"{{"role":"assistant","content":[{{"type":"tool_use","id":"toolu_{i}","name":"Bash","input":{{"command":"npm test"}}}}]}}"#));
+            msgs.push(format!(r#"{{"role":"user","content":[{{"type":"tool_result","tool_use_id":"toolu_{i}","content":"1 failing"}}]}}"#));
+        }
+        format!(
+            r#"{{"model":"{HAIKU}","max_tokens":100,"messages":[{}]}}"#,
+            msgs.join(",")
+        )
+    };
+    let sess = [("x-claude-code-session-id", "sess-loop")];
+    assert_eq!(s.post(turns(2), &sess).await.status, 200);
+    let r = s.post(turns(3), &sess).await;
+    assert_eq!(r.status, 429);
+    assert_eq!(r.header("x-should-retry"), Some("false"));
+    let (_, msg) = error_of(&r);
+    assert!(msg.contains("Bash") && msg.contains("3 times"), "{msg}");
+    // Without a session there is no agent loop to break.
+    assert_eq!(s.post(turns(3), &[]).await.status, 200);
+}
+
+#[tokio::test]
+async fn above_a_spend_threshold_opus_is_served_as_haiku_and_journaled() {
+    let s = Setup::with(
+        r#"
+[[policies]]
+scope = "team:platform"
+name = "platform budget"
+[[policies.budgets]]
+period = "month"
+amount_usd = 1.0
+mode = "soft"
+downgrade = { at_percent = 50, to_model = "claude-haiku-5-5", from_models = ["claude-opus-*"] }
+"#,
+    )
+    .await;
+    // 100k input tokens of Opus 5.5 at $4/MTok is $0.40 each: the second crosses 50%.
+    let usage = [("x-mock-usage", "100000,10,0,0")];
+    let body = padded_body(OPUS, 100_000, 100);
+    for _ in 0..2 {
+        assert_eq!(s.post(body.clone(), &usage).await.status, 200);
+    }
+    let r = s.post(body.clone(), &usage).await;
+    assert_eq!(r.status, 200);
+    let reqs = s.upstream.requests();
+    let last: Value = serde_json::from_slice(&reqs.last().unwrap().body).unwrap();
+    assert_eq!(last["model"], HAIKU);
+    let rec = s.gw.record(&r.request_id()).await;
+    assert_eq!(rec["downgraded_from"], OPUS);
+    assert_eq!(rec["model"], HAIKU);
+    assert_eq!(rec["policy"], "platform budget");
+}
+
+/// `n` concurrent requests spread over the gateways: returns (admitted, total settled nanos).
+async fn flood(gateways: &[(&Gateway, String)], n: usize, body: String) -> (usize, i64) {
+    let client = client();
+    let mut tasks = Vec::new();
+    for i in 0..n {
+        let g = i % gateways.len();
+        let (gw, key) = &gateways[g];
+        let url = format!("{}/v1/messages", gw.url);
+        let req = messages_request(
+            &url,
+            key,
+            body.clone(),
+            &[
+                ("x-mock-usage", "10000,1000,0,0"),
+                ("x-mock-scenario", "slow:300"),
+            ],
+        );
+        let c = client.clone();
+        tasks.push(tokio::spawn(async move { (g, send(&c, req).await) }));
+    }
+    let mut ok_ids: Vec<Vec<String>> = vec![Vec::new(); gateways.len()];
+    for t in tasks {
+        let (g, r) = t.await.unwrap();
+        match r.status {
+            200 => ok_ids[g].push(r.request_id()),
+            429 => {
+                assert_eq!(r.header("x-should-retry"), Some("false"));
+                assert!(error_of(&r).1.contains("budget exhausted"), "{}", r.text());
+            }
+            s => panic!("unexpected status {s}: {}", r.text()),
+        }
+    }
+    let mut total = 0;
+    for ((gw, _), ids) in gateways.iter().zip(&ok_ids) {
+        let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
+        let recs = gw.logs_with(&ids, Duration::from_secs(10)).await;
+        let mine: Vec<Value> = recs
+            .into_iter()
+            .filter(|r| ids.contains(&r["id"].as_str().unwrap_or_default()))
+            .collect();
+        total += sum_cost(&mine);
+    }
+    (ok_ids.iter().map(Vec::len).sum(), total)
+}
+
+const CAP_NANOS: i64 = 1_000_000_000;
+/// 10,000 input + 1,000 output tokens of Opus 5.5: $0.04 + $0.02.
+const ACTUAL_NANOS: i64 = 60_000_000;
+
+fn budget_toml(enforcement: &str, redis: Option<&str>) -> String {
+    let gov = match redis {
+        Some(url) => format!("[governance]\ncounters = \"redis\"\nredis_url = \"{url}\"\n"),
+        None => String::new(),
+    };
+    format!(
+        r#"{gov}
+[[policies]]
+scope = "org"
+name = "org budget"
+[[policies.budgets]]
+period = "month"
+amount_usd = 1.0
+enforcement = "{enforcement}"
+"#
+    )
+}
+
+#[tokio::test]
+async fn strict_budget_200_concurrent_requests_never_settle_above_the_cap() {
+    let s = Setup::with(&budget_toml("strict", None)).await;
+    let (admitted, total) = flood(
+        &[(&s.gw, s.key.clone())],
+        200,
+        padded_body(OPUS, 12_000, 1000),
+    )
+    .await;
+    eprintln!(
+        "strict: {admitted} admitted, ${:.4} settled",
+        total as f64 / 1e9
+    );
+    assert!(admitted >= 1);
+    assert!(total <= CAP_NANOS, "settled {total} > cap");
+}
+
+#[tokio::test]
+async fn standard_budget_overshoot_stays_within_the_documented_bound() {
+    let s = Setup::with(&budget_toml("standard", None)).await;
+    let (admitted, total) = flood(
+        &[(&s.gw, s.key.clone())],
+        200,
+        padded_body(OPUS, 12_000, 1000),
+    )
+    .await;
+    // Standard estimate: ceil(bytes / 4) input tokens at $4/MTok + min(max_tokens, 4096) output
+    // tokens at $20/MTok.
+    let bytes = padded_body(OPUS, 12_000, 1000).len() as i64;
+    let estimate = (bytes + 3) / 4 * 4_000 + 1000 * 20_000;
+    let bound = CAP_NANOS + admitted as i64 * (ACTUAL_NANOS - estimate).max(0);
+    eprintln!(
+        "standard: {admitted} admitted, ${:.4} settled, bound ${:.4}",
+        total as f64 / 1e9,
+        bound as f64 / 1e9
+    );
+    assert!(total <= bound, "settled {total} > bound {bound}");
+}
+
+#[tokio::test]
+async fn a_strict_budget_holds_across_two_gateways_sharing_redis() {
+    let redis = RedisServer::start();
+    let upstream = ScriptedUpstream::start(UpstreamOptions::new(UPSTREAM_KEY))
+        .await
+        .unwrap();
+    let toml = budget_toml("strict", Some(&redis.url()));
+    let a = Gateway::start_with(&upstream.url(), &toml).await;
+    let b = Gateway::start_with(&upstream.url(), &toml).await;
+    let ka = a.create_key("alice", "platform").await;
+    let kb = b.create_key("bob", "platform").await;
+    let (admitted, total) =
+        flood(&[(&a, ka), (&b, kb)], 200, padded_body(OPUS, 12_000, 1000)).await;
+    eprintln!(
+        "two replicas strict: {admitted} admitted, ${:.4} settled",
+        total as f64 / 1e9
+    );
+    assert!(admitted >= 1);
+    assert!(
+        total <= CAP_NANOS,
+        "settled {total} > cap over two replicas"
+    );
+}
+
+#[tokio::test]
+async fn sixty_requests_per_minute_over_two_replicas_let_sixty_through_not_120() {
+    let redis = RedisServer::start();
+    let upstream = ScriptedUpstream::start(UpstreamOptions::new(UPSTREAM_KEY))
+        .await
+        .unwrap();
+    let toml = format!(
+        "[governance]\ncounters = \"redis\"\nredis_url = \"{}\"\n\n[[policies]]\nscope = \"org\"\nrate = {{ requests_per_minute = 60 }}\n",
+        redis.url()
+    );
+    let a = Gateway::start_with(&upstream.url(), &toml).await;
+    let b = Gateway::start_with(&upstream.url(), &toml).await;
+    let ka = a.create_key("alice", "platform").await;
+    let kb = b.create_key("bob", "platform").await;
+    // Start early in a minute so the burst sits in one fixed window.
+    loop {
+        let s = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs()
+            % 60;
+        if s < 40 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let client = Arc::new(client());
+    let mut tasks = Vec::new();
+    for i in 0..150 {
+        let (gw, key) = if i % 2 == 0 { (&a, &ka) } else { (&b, &kb) };
+        let req = messages_request(
+            &format!("{}/v1/messages", gw.url),
+            key,
+            simple_body(HAIKU, false),
+            &[],
+        );
+        let c = client.clone();
+        tasks.push(tokio::spawn(async move { send(&c, req).await.status }));
+    }
+    let mut ok = 0;
+    for t in tasks {
+        match t.await.unwrap() {
+            200 => ok += 1,
+            429 => {}
+            s => panic!("unexpected status {s}"),
+        }
+    }
+    assert!((59..=61).contains(&ok), "{ok} requests let through");
+}
