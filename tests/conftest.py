@@ -224,7 +224,13 @@ class Upstream:
 class Gateway:
     """A `tollgate serve` process with its own config and data dir, and its admin CLI."""
 
-    def __init__(self, upstream: Upstream, workdir: Path, server: dict[str, Any] | None = None):
+    def __init__(
+        self,
+        upstream: Upstream,
+        workdir: Path,
+        server: dict[str, Any] | None = None,
+        extra_toml: str = "",
+    ):
         self.upstream = upstream
         self.workdir = workdir
         self.data_dir = workdir / "data"
@@ -245,6 +251,7 @@ class Gateway:
             f'base_url = "{upstream.url}"',
             'api_key = "${UPSTREAM_KEY}"',
             "",
+            extra_toml,
         ]
         self.config_path.write_text("\n".join(lines))
         self.proc = Proc(
@@ -376,8 +383,8 @@ def gateway_factory(upstream, tmp_path_factory):
     """Starts extra gateways (e.g. with other `[server]` settings) in front of `upstream`."""
     started: list[Gateway] = []
 
-    def start(**server: Any) -> Gateway:
-        gw = Gateway(upstream, tmp_path_factory.mktemp("gateway"), server or None)
+    def start(extra_toml: str = "", **server: Any) -> Gateway:
+        gw = Gateway(upstream, tmp_path_factory.mktemp("gateway"), server or None, extra_toml)
         started.append(gw)
         return gw
 

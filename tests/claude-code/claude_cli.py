@@ -60,3 +60,49 @@ class Run:
             f"exit {self.returncode} after {self.elapsed:.1f}s\n"
             f"stdout:\n{self.stdout[-4000:]}\nstderr:\n{self.stderr[-4000:]}"
         )
+
+
+def run_claude_cli(
+    claude_bin: str,
+    tmp_path: Path,
+    prompt: str,
+    env: dict[str, str],
+    timeout: float,
+    allowed_tools: str = "Bash,Agent",
+) -> Run:
+    """Runs `claude -p PROMPT` headless with a minimal environment (nothing of the caller's that
+    could carry Anthropic credentials) plus `env`, in a fresh home and project directory."""
+    import time
+
+    home = tmp_path / "home"
+    workdir = tmp_path / "project"
+    home.mkdir(exist_ok=True)
+    workdir.mkdir(exist_ok=True)
+    full_env = {
+        "PATH": os.environ.get("PATH", "/usr/local/bin:/usr/bin:/bin"),
+        "HOME": str(home),
+        "LANG": "C.UTF-8",
+        "TMPDIR": str(tmp_path),
+        "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
+        "DISABLE_AUTOUPDATER": "1",
+        **env,
+    }
+    argv = [claude_bin, "-p", prompt, "--output-format", "json", "--allowedTools", allowed_tools]
+    started = time.monotonic()
+    try:
+        done = subprocess.run(
+            argv,
+            cwd=workdir,
+            env=full_env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            stdin=subprocess.DEVNULL,
+        )
+    except subprocess.TimeoutExpired as exc:
+        pytest.fail(
+            f"claude -p did not finish within {timeout}s\n"
+            f"stdout:\n{exc.stdout!r}\nstderr:\n{exc.stderr!r}",
+            pytrace=False,
+        )
+    return Run(done, time.monotonic() - started)

@@ -146,6 +146,8 @@ fn tool_names(body: &Value) -> Vec<&str> {
         .unwrap_or_default()
 }
 
+/// The `loop` scenario's Bash call, identical on every turn.
+const LOOP_INPUT: &str = r#"{"command":"echo still-failing","description":"Run the tests"}"#;
 const BASH_INPUT: &str = r#"{"command":"echo wire-test","description":"Print a marker"}"#;
 const AGENT_INPUT: &str = r#"{"description":"Scripted subagent","prompt":"[[scenario:subagent]] Report back.","subagent_type":"general-purpose","run_in_background":false}"#;
 const DEFAULT_TOOL_INPUT: &str = r#"{"location":"Paris"}"#;
@@ -270,6 +272,14 @@ pub(crate) fn plan(name: &str, req: &Request<'_>) -> Result<Action, ApiError> {
                 (blocks, "tool_use")
             }
         },
+        // A stuck agent: the same Bash call on every turn, whatever the tool said.
+        "loop" => (
+            vec![
+                Block::Text("Let me run the tests again.".to_owned()),
+                tool_use("Bash", LOOP_INPUT.to_owned()),
+            ],
+            "tool_use",
+        ),
         "thinking" => {
             let thinking = format!(
                 "The script for turn {} says what to do next; following it.",
