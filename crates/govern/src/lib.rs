@@ -10,9 +10,11 @@
 //! - `policy`: what a scope may do (the `[[policies]]` / admin API spec).
 //! - `policy_set`: the compiled policies and which apply to a request.
 //! - `admission`: every applicable policy checked against a request, and its settlement.
+//! - `alerts`: threshold, hard-cap and loop-breaker alert events, deduplicated per period.
 //! - `tz`: time zones of budget periods.
 
 pub mod admission;
+pub mod alerts;
 pub mod identity;
 pub mod keys;
 pub mod limits;

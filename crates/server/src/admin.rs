@@ -65,6 +65,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/requests", get(list_requests))
         .route("/spend", get(spend))
         .route("/audit", get(audit))
+        .route("/alerts", get(alerts))
         .route_layer(middleware::from_fn_with_state(state.clone(), require_admin))
         .with_state(state)
 }
@@ -323,5 +324,10 @@ async fn spend(
 
 async fn audit(State(state): State<Arc<AppState>>) -> AdminResult {
     let rows = blocking(&state, |s| s.audit_log(1000)).await?;
+    Ok(Json(json!({"data": rows})))
+}
+
+async fn alerts(State(state): State<Arc<AppState>>) -> AdminResult {
+    let rows = blocking(&state, |s| s.alert_deliveries(1000)).await?;
     Ok(Json(json!({"data": rows})))
 }

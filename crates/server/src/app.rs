@@ -146,6 +146,7 @@ pub async fn build_state(config: Config, data_dir: &Path) -> Result<Arc<AppState
     let admin_keys = ArcSwap::from_pointee(store.admin_credentials().map_err(|e| e.to_string())?);
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let counters = counters(&config.governance, clock.clone()).await?;
+    let alerts = crate::alerts::Alerts::start(&config.alerts, store.clone())?;
     let state = Arc::new(AppState {
         config,
         identities: Identities::default(),
@@ -162,6 +163,7 @@ pub async fn build_state(config: Config, data_dir: &Path) -> Result<Arc<AppState
         policies: ArcSwap::from_pointee(PolicySet::default()),
         counters,
         clock,
+        alerts,
     });
     state.refresh_identities().map_err(|e| e.to_string())?;
     state.refresh_policies().map_err(|e| e.to_string())?;

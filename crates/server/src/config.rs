@@ -26,6 +26,8 @@ pub struct Config {
     pub policies: Vec<tollgate_govern::policy::PolicySpec>,
     #[serde(default)]
     pub governance: GovernanceSection,
+    #[serde(default)]
+    pub alerts: crate::alerts::AlertsSection,
 }
 
 /// Where counters live.

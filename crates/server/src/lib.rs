@@ -10,8 +10,10 @@
 //! - `decode`: request `Content-Encoding` decoding with a size cap.
 //! - `error`: the pipeline's error type, rendered in the client's dialect.
 //! - `admin`: the `/admin/v1` API.
+//! - `alerts`: alert delivery to webhooks, logged and retried.
 
 pub mod admin;
+pub mod alerts;
 pub mod app;
 pub mod config;
 pub mod decode;

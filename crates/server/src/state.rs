@@ -38,6 +38,8 @@ pub struct AppState {
     pub counters: Counters,
     /// The time source of admission (injected in tests that cross period boundaries).
     pub clock: Arc<dyn Clock>,
+    /// Where budget, hard-cap and loop alerts go.
+    pub alerts: crate::alerts::Alerts,
 }
 
 thread_local! {

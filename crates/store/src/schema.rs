@@ -60,6 +60,20 @@ CREATE TABLE policies (
 );
 CREATE INDEX policies_scope ON policies (scope);
 "#,
+    r#"
+CREATE TABLE alert_deliveries (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    created_at TEXT NOT NULL,
+    webhook TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    event TEXT NOT NULL,
+    status TEXT NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    last_error TEXT,
+    delivered_at TEXT
+);
+CREATE INDEX alert_deliveries_status ON alert_deliveries (status);
+"#,
 ];
 
 /// Brings the database to the newest schema.

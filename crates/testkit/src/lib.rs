@@ -11,7 +11,9 @@ mod fast;
 mod message;
 mod scenario;
 pub mod services;
+mod sink;
 mod sse;
 mod upstream;
 
+pub use sink::RecordingSink;
 pub use upstream::{RecordedRequest, ScriptedUpstream, UpstreamOptions};

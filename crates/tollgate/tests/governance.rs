@@ -453,3 +453,166 @@ async fn sixty_requests_per_minute_over_two_replicas_let_sixty_through_not_120()
     }
     assert!((59..=61).contains(&ok), "{ok} requests let through");
 }
+
+async fn wait_until<F: Fn() -> bool>(what: &str, f: F) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    while !f() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn budget_thresholds_alert_once_per_period_to_json_and_slack_webhooks_with_retries() {
+    // The JSON webhook fails its first delivery; the alert must still arrive (at least once).
+    let json_hook = tollgate_testkit::RecordingSink::start(&[503])
+        .await
+        .unwrap();
+    let slack_hook = tollgate_testkit::RecordingSink::start(&[]).await.unwrap();
+    let s = Setup::with(&format!(
+        r#"
+[alerts]
+retry_base_ms = 50
+[[alerts.webhooks]]
+name = "ops-json"
+url = "{}/hook"
+[[alerts.webhooks]]
+name = "ops-slack"
+url = "{}/services/T000/B000/secret-token"
+format = "slack"
+
+[[policies]]
+scope = "team:platform"
+name = "platform spend"
+[[policies.budgets]]
+period = "month"
+amount_usd = 1.0
+mode = "soft"
+alert_thresholds = [50, 80, 100]
+"#,
+        json_hook.url(),
+        slack_hook.url()
+    ))
+    .await;
+    // $0.40 per request: 40%, 80%, 120%, 160% of the budget.
+    let usage = [("x-mock-usage", "100000,0,0,0")];
+    for _ in 0..4 {
+        let r = s.post(padded_body(OPUS, 100_000, 100), &usage).await;
+        assert_eq!(r.status, 200, "{}", r.text());
+    }
+    wait_until("two slack alerts", || slack_hook.received().len() >= 2).await;
+    wait_until("json alerts after a retry", || {
+        json_hook.received().len() >= 3
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let slack: Vec<Value> = slack_hook
+        .received()
+        .iter()
+        .map(|(_, b)| serde_json::from_slice(b).unwrap())
+        .collect();
+    assert_eq!(slack.len(), 2, "one alert per threshold reached: {slack:?}");
+    assert!(
+        slack[0]["text"].as_str().unwrap().contains("80%"),
+        "{slack:?}"
+    );
+    assert!(
+        slack[1]["text"].as_str().unwrap().contains("100%"),
+        "{slack:?}"
+    );
+    let json: Vec<Value> = json_hook
+        .received()
+        .iter()
+        .map(|(_, b)| serde_json::from_slice(b).unwrap())
+        .collect();
+    assert_eq!(
+        json.len(),
+        3,
+        "two alerts, the failed one sent again: {json:?}"
+    );
+    // Deliveries run side by side, so the retry of the first may arrive after the second.
+    let mut distinct: Vec<String> = json.iter().map(Value::to_string).collect();
+    distinct.sort();
+    distinct.dedup();
+    assert_eq!(
+        distinct.len(),
+        2,
+        "a retry re-sends the same alert: {json:?}"
+    );
+    let mut thresholds: Vec<i64> = json
+        .iter()
+        .map(|j| j["alert"]["threshold_percent"].as_i64().unwrap())
+        .collect();
+    thresholds.sort();
+    thresholds.dedup();
+    assert_eq!(thresholds, [80, 100]);
+    let alert = json
+        .iter()
+        .map(|j| &j["alert"])
+        .find(|a| a["threshold_percent"] == 100)
+        .unwrap();
+    assert_eq!(alert["kind"], "threshold_crossed");
+    assert_eq!(alert["policy"], "platform spend");
+    assert_eq!(alert["threshold_percent"], 100);
+    assert_eq!(alert["team"], "platform");
+
+    let log = s.gw.admin_get("alerts").await;
+    let rows = log["data"].as_array().unwrap();
+    assert_eq!(rows.len(), 4, "{log}");
+    assert!(rows.iter().all(|r| r["status"] == "delivered"), "{log}");
+    let retried: Vec<&Value> = rows.iter().filter(|r| r["attempts"] == 2).collect();
+    assert_eq!(retried.len(), 1, "{log}");
+    assert_eq!(retried[0]["webhook"], "ops-json");
+    // The Slack URL carries a secret: it is never written to the log.
+    assert!(!log.to_string().contains("secret-token"));
+}
+
+#[tokio::test]
+async fn a_hard_cap_block_alerts_once_however_many_requests_it_refuses() {
+    let hook = tollgate_testkit::RecordingSink::start(&[]).await.unwrap();
+    let s = Setup::with(&format!(
+        r#"
+[[alerts.webhooks]]
+url = "{}/hook"
+
+[[policies]]
+scope = "user:alice"
+name = "alice daily"
+[[policies.budgets]]
+period = "day"
+amount_usd = 0.5
+alert_thresholds = []
+"#,
+        hook.url()
+    ))
+    .await;
+    let usage = [("x-mock-usage", "150000,0,0,0")];
+    assert_eq!(
+        s.post(padded_body(OPUS, 150_000, 100), &usage).await.status,
+        200
+    );
+    for _ in 0..3 {
+        let r = s.post(padded_body(OPUS, 150_000, 100), &usage).await;
+        assert_eq!(r.status, 429, "{}", r.text());
+    }
+    if tokio::time::timeout(Duration::from_secs(5), async {
+        while hook.received().is_empty() {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await
+    .is_err()
+    {
+        panic!("no block alert; log:\n{}", s.gw.log_tail());
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let got = hook.received();
+    assert_eq!(got.len(), 1, "{got:?}");
+    let v: Value = serde_json::from_slice(&got[0].1).unwrap();
+    assert_eq!(v["alert"]["kind"], "hard_cap_blocked");
+    assert_eq!(v["alert"]["policy"], "alice daily");
+    assert_eq!(v["alert"]["user"], "alice");
+}

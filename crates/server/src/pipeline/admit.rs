@@ -11,7 +11,8 @@ use crate::error::{ErrorKind, GatewayError};
 use crate::state::AppState;
 use http::{HeaderName, HeaderValue, StatusCode};
 use tollgate_govern::admission::{self, Estimate, Holds, Refusal, Request};
-use tollgate_govern::limits::RateMetric;
+use tollgate_govern::alerts::{AlertEvent, AlertKind, claim};
+use tollgate_govern::limits::{RateMetric, Window};
 use tollgate_govern::policy_set::RequestScope;
 use tollgate_ledger::{Cost, PriceTable, price};
 use tollgate_wire::Usage;
@@ -98,9 +99,18 @@ pub async fn admit(state: &AppState, mut classified: Classified) -> Result<Admit
         tool_repeats: &tool_repeats,
         now: state.clock.now(),
     };
-    let admitted = admission::admit(&state.counters, &request)
-        .await
-        .map_err(|r| refusal_error(&r, state.config.governance.contact.as_deref()))?;
+    let admitted = match admission::admit(&state.counters, &request).await {
+        Ok(a) => a,
+        Err(refusal) => {
+            if state.alerts.enabled() {
+                alert_refusal(state, &refusal, &principal, session).await;
+            }
+            return Err(refusal_error(
+                &refusal,
+                state.config.governance.contact.as_deref(),
+            ));
+        }
+    };
     let adjust = admitted.adjust;
     let mut adjusted_by = None;
     let mut clamped_from = None;
@@ -133,6 +143,63 @@ pub async fn admit(state: &AppState, mut classified: Classified) -> Result<Admit
         adjusted_by,
         clamped_from,
     })
+}
+
+/// Hard-cap blocks alert once per budget period, loop breaks once per session.
+async fn alert_refusal(
+    state: &AppState,
+    refusal: &Refusal,
+    principal: &tollgate_govern::Principal,
+    session: Option<&str>,
+) {
+    let (kind, key, period) = match refusal {
+        Refusal::Budget {
+            policy,
+            period,
+            resets_at,
+            ..
+        } => (
+            AlertKind::HardCapBlocked,
+            format!("alert:block:{policy}:{}", resets_at.map_or(0, |t| t.0)),
+            Some(*period),
+        ),
+        Refusal::LoopDetected { policy, .. } => (
+            AlertKind::LoopBreakerFired,
+            format!("alert:loop:{policy}:{}", session.unwrap_or_default()),
+            None,
+        ),
+        _ => return,
+    };
+    if !claim(&state.counters, &key, Window::Total).await {
+        return;
+    }
+    let (cap, used) = match refusal {
+        Refusal::Budget {
+            cap_nanos,
+            used_nanos,
+            ..
+        } => (
+            Some(*cap_nanos as f64 / 1e9),
+            Some(*used_nanos as f64 / 1e9),
+        ),
+        _ => (None, None),
+    };
+    state.alerts.send(AlertEvent {
+        kind,
+        policy: refusal.policy().to_string(),
+        policy_id: String::new(),
+        period,
+        threshold_percent: None,
+        spent_usd: used,
+        cap_usd: cap,
+        hard: Some(true),
+        session_id: session.map(str::to_string),
+        team: principal.team.clone(),
+        user: Some(principal.user.clone()),
+        request_id: None,
+        message: refusal.to_string(),
+        at_unix_ms: state.clock.now().0,
+    });
 }
 
 fn header<'a>(h: &'a http::HeaderMap, name: &str) -> Option<&'a str> {

@@ -17,6 +17,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Instant;
 use tollgate_govern::admission::{Actual, Holds};
+use tollgate_govern::alerts::thresholds_crossed;
 use tollgate_ledger::journal::JournalRecord;
 use tollgate_ledger::{Cost, Nanos, price};
 use tollgate_wire::anthropic::ResponseFacts;
@@ -337,7 +338,24 @@ fn settle_holds(state: &Arc<AppState>, holds: Holds, r: &JournalRecord) {
         reached_upstream,
     };
     let st = state.clone();
-    let fut = async move { holds.settle(&st.counters, actual).await };
+    let who = (r.team.clone(), r.user.clone(), r.id.clone());
+    let fut = async move {
+        let watched = if st.alerts.enabled() {
+            holds.watched.clone()
+        } else {
+            Vec::new()
+        };
+        holds.settle(&st.counters, actual).await;
+        if !watched.is_empty() {
+            let now = st.clock.now();
+            for mut ev in thresholds_crossed(&st.counters, &watched, now).await {
+                ev.team = who.0.clone();
+                ev.user = who.1.clone();
+                ev.request_id = Some(who.2.clone());
+                st.alerts.send(ev);
+            }
+        }
+    };
     let mut fut = Box::pin(fut);
     let waker = std::task::Waker::noop();
     let mut cx = std::task::Context::from_waker(waker);

@@ -162,6 +162,18 @@ impl Gateway {
         text[start..].to_string()
     }
 
+    /// `GET /admin/v1/{path}` with the admin credential from the data directory.
+    pub async fn admin_get(&self, path: &str) -> Value {
+        let key = std::fs::read_to_string(self.data_dir.join("admin.key")).expect("admin.key");
+        let req = Request::get(format!("{}/admin/v1/{path}", self.url))
+            .header("authorization", format!("Bearer {}", key.trim()))
+            .body(Full::new(Bytes::new()))
+            .expect("valid request");
+        let reply = send(&client(), req).await;
+        assert_eq!(reply.status, 200, "GET /admin/v1/{path}: {}", reply.text());
+        reply.json()
+    }
+
     /// Runs a command-line subcommand against this gateway and parses its `--json` output.
     pub async fn admin(&self, args: &[&str]) -> Value {
         let out = self.cli(args).await;
