@@ -1,19 +1,20 @@
 //! Admission: every applicable policy checked against one request, and the holds that settle
 //! it afterwards.
 //!
-//! Stateless checks come first (allow-lists, sizes, `max_tokens`, the loop breaker), then the
-//! counters, cheapest refusal first: session turns, concurrency, rate limits, budgets. A refusal
-//! gives back what was already held (reservations, concurrency slots); request and token counts
-//! already taken by an earlier rate check stay counted, so a refused request may count against
-//! a per-minute limit it did not reach — an over-count of at most one request per policy.
+//! Stateless checks come first (allow-lists, sizes, `max_tokens`, the loop breaker), then every
+//! counter the request needs — session turns, concurrency slots, rate limits, budgets — is
+//! gathered into one [`AdmitPlan`] and taken in one store operation: on Redis one script, one
+//! round trip, all or nothing. (The in-process store runs the plan step by step and gives back
+//! what it took before a refusal; only a rate count taken before a later refusal stays, an
+//! over-count of at most one request per policy on a single node.)
 //!
 //! Budgets reserve in two groups: strict budgets hold the worst case, standard budgets (and
 //! soft ones, which only track spend) hold the estimate. [`Holds::settle`] replaces both by the
 //! actual cost; a crash lets the reservations expire on their own.
 
 use crate::limits::{
-    Admission, BudgetLimit, CounterStore, LimitKey, MAX_NANOS, Permit, RateDecision, RateMetric,
-    Reservation, StoreError, UnixMs, Window,
+    Admission, AdmitPlan, BudgetLimit, CounterStore, LimitKey, MAX_NANOS, Permit, PlanOutcome,
+    RateMetric, Reservation, StoreError, UnixMs, Window,
 };
 use crate::policy::{BudgetMode, BudgetPeriod, Enforcement, OverCeiling, usd_to_nanos};
 use crate::policy_set::{CompiledPolicy, allowed_by};
@@ -491,6 +492,18 @@ pub async fn admit(c: &Counters, r: &Request<'_>) -> Result<Admitted, Refusal> {
     }
 }
 
+/// Which policy a budget in a plan belongs to, its period, and whether it is a session cap.
+type BudgetMeta = (String, BudgetPeriod, bool);
+
+/// What a budget group refuses as.
+#[derive(Clone)]
+enum GroupKind {
+    Turns,
+    Budgets,
+}
+
+/// Builds the request's admission plan, takes it in one store operation (one round trip on
+/// Redis) and turns the outcome into holds or a refusal.
 async fn take_counters(
     c: &Counters,
     r: &Request<'_>,
@@ -498,108 +511,58 @@ async fn take_counters(
     served_model: &str,
     holds: &mut Holds,
 ) -> Result<(), Refusal> {
-    let ttl = c.ttl;
-    // Session turns.
+    let mut plan = AdmitPlan::default();
+    // Per slot and per rate check, the policy it belongs to (for the refusal message).
+    let mut slot_policy: Vec<&str> = Vec::new();
+    let mut rate_policy: Vec<&str> = Vec::new();
+    // Per budget group, what it counts; per budget in it, (policy, period, is a session cap).
+    let mut groups: Vec<(GroupKind, Vec<BudgetMeta>)> = Vec::new();
+
     if let Some(session) = r.session_id {
-        let turn_limits: Vec<(BudgetLimit, &str)> = r
-            .policies
-            .iter()
-            .filter_map(|p| {
-                let max = p.spec.session.as_ref()?.max_turns?;
-                Some((
-                    BudgetLimit::new(
-                        LimitKey::new(format!("turns:{}:{session}", p.id)),
-                        Window::Total,
-                        i64::try_from(max).unwrap_or(MAX_NANOS).min(MAX_NANOS),
-                    ),
-                    p.name.as_str(),
-                ))
-            })
-            .collect();
-        if !turn_limits.is_empty() {
-            let limits: Vec<BudgetLimit> = turn_limits.iter().map(|(l, _)| l.clone()).collect();
-            match c.store.reserve_budget(&limits, 1, ttl).await {
-                Ok(Admission::Allowed(res)) => holds.turns = Some(res),
-                Ok(Admission::Denied { key, cap_nanos, .. }) => {
-                    let policy = turn_limits
-                        .iter()
-                        .find(|(l, _)| l.key == key)
-                        .map_or("", |(_, n)| *n);
-                    return Err(Refusal::SessionTurns {
-                        policy: policy.to_string(),
-                        max: u64::try_from(cap_nanos).unwrap_or(0),
-                    });
-                }
-                Err(e) => store_failed(c, &e)?,
-            }
+        let mut limits = Vec::new();
+        let mut meta = Vec::new();
+        for p in r.policies {
+            let Some(max) = p.spec.session.as_ref().and_then(|x| x.max_turns) else {
+                continue;
+            };
+            limits.push(BudgetLimit::new(
+                LimitKey::new(format!("turns:{}:{session}", p.id)),
+                Window::Total,
+                i64::try_from(max).unwrap_or(MAX_NANOS).min(MAX_NANOS),
+            ));
+            meta.push((p.name.clone(), BudgetPeriod::Total, true));
+        }
+        if !limits.is_empty() {
+            plan.budgets.push((limits, 1));
+            groups.push((GroupKind::Turns, meta));
         }
     }
-
-    // Concurrency.
-    for p in r.policies {
-        let Some(max) = p.spec.rate.as_ref().and_then(|x| x.concurrent) else {
-            continue;
-        };
-        let key = LimitKey::new(format!("conc:{}", p.id));
-        let (res, local) = match c.store.acquire_concurrency(&key, max, ttl).await {
-            Ok(v) => (Ok(v), false),
-            Err(e) => {
-                tracing::warn!(error = %e, "counter store unreachable; concurrency counted locally");
-                (c.local.acquire_concurrency(&key, max, ttl).await, true)
-            }
-        };
-        match res {
-            Ok(Some(permit)) => holds.permits.push((permit, local)),
-            Ok(None) => {
-                return Err(Refusal::Concurrency {
-                    policy: p.name.clone(),
-                    max,
-                });
-            }
-            Err(e) => tracing::error!(error = %e, "local concurrency store failed"),
-        }
-    }
-
-    // Rate limits.
     for p in r.policies {
         let Some(rate) = &p.spec.rate else { continue };
+        if let Some(max) = rate.concurrent {
+            plan.slots
+                .push((LimitKey::new(format!("conc:{}", p.id)), max));
+            slot_policy.push(&p.name);
+        }
         let key = LimitKey::new(format!("rate:{}", p.id));
-        for (metric, limit, cost) in [
-            (RateMetric::Requests, rate.requests_per_minute, 1),
-            (RateMetric::Tokens, rate.tokens_per_minute, est.input_tokens),
-        ] {
-            let Some(limit) = limit else { continue };
-            let (decision, local) = match c.store.rate_check(&key, metric, limit, cost).await {
-                Ok(d) => (Ok(d), false),
-                Err(e) => {
-                    tracing::warn!(error = %e, "counter store unreachable; rate limit counted locally");
-                    (c.local.rate_check(&key, metric, limit, cost).await, true)
-                }
-            };
-            match decision {
-                Ok(RateDecision::Allowed { .. }) => {
-                    if metric == RateMetric::Tokens {
-                        holds.token_rates.push((key.clone(), local));
-                    }
-                }
-                Ok(RateDecision::Denied { retry_after_secs }) => {
-                    return Err(Refusal::Rate {
-                        policy: p.name.clone(),
-                        metric,
-                        limit,
-                        retry_after_secs,
-                    });
-                }
-                Err(e) => tracing::error!(error = %e, "local rate store failed"),
-            }
+        if let Some(limit) = rate.requests_per_minute {
+            plan.rates
+                .push((key.clone(), RateMetric::Requests, limit, 1));
+            rate_policy.push(&p.name);
+        }
+        if let Some(limit) = rate.tokens_per_minute {
+            plan.rates
+                .push((key.clone(), RateMetric::Tokens, limit, est.input_tokens));
+            rate_policy.push(&p.name);
+            holds.token_rates.push((key, false));
         }
     }
     holds.counted_input_tokens = est.input_tokens;
 
-    // Budgets, sessions' cost caps included.
-    let mut strict: Vec<(BudgetLimit, usize)> = Vec::new();
-    let mut standard: Vec<(BudgetLimit, usize)> = Vec::new();
-    let mut meta: Vec<(String, BudgetPeriod, bool)> = Vec::new();
+    // Budgets, sessions' cost caps included: strict ones hold the worst case, standard and soft
+    // ones the estimate (soft ones with no cap, so they only track spend).
+    let mut strict = (Vec::new(), Vec::new());
+    let mut standard = (Vec::new(), Vec::new());
     for p in r.policies {
         for (idx, b) in p.spec.budgets.iter().enumerate() {
             let window = budget_window(b, r.now);
@@ -615,11 +578,11 @@ async fn take_counters(
                 period: b.period,
                 mode: b.mode,
             });
-            let m = meta.len();
-            meta.push((p.name.clone(), b.period, false));
+            let meta = (p.name.clone(), b.period, false);
             match (b.mode, b.enforcement) {
                 (BudgetMode::Soft, _) => {
-                    standard.push((BudgetLimit::new(key, window, MAX_NANOS), m));
+                    standard.0.push(BudgetLimit::new(key, window, MAX_NANOS));
+                    standard.1.push(meta);
                 }
                 (BudgetMode::Hard, Enforcement::Strict) => {
                     if est.worst_nanos.is_none() {
@@ -628,10 +591,12 @@ async fn take_counters(
                             model: served_model.to_string(),
                         });
                     }
-                    strict.push((BudgetLimit::new(key, window, cap), m));
+                    strict.0.push(BudgetLimit::new(key, window, cap));
+                    strict.1.push(meta);
                 }
                 (BudgetMode::Hard, Enforcement::Standard) => {
-                    standard.push((BudgetLimit::new(key, window, cap), m));
+                    standard.0.push(BudgetLimit::new(key, window, cap));
+                    standard.1.push(meta);
                 }
             }
         }
@@ -639,75 +604,153 @@ async fn take_counters(
             r.session_id,
             p.spec.session.as_ref().and_then(|s| s.max_cost_usd),
         ) {
-            let m = meta.len();
-            meta.push((p.name.clone(), BudgetPeriod::Total, true));
-            standard.push((
-                BudgetLimit::new(
-                    LimitKey::new(format!("session:{}:{session}", p.id)),
-                    Window::Total,
-                    usd_to_nanos(cap),
-                ),
-                m,
+            standard.0.push(BudgetLimit::new(
+                LimitKey::new(format!("session:{}:{session}", p.id)),
+                Window::Total,
+                usd_to_nanos(cap),
             ));
+            standard.1.push((p.name.clone(), BudgetPeriod::Total, true));
         }
     }
-    for (group, amount) in [
-        (&strict, est.worst_nanos.unwrap_or(0)),
-        (&standard, est.likely_nanos),
+    for ((limits, meta), amount) in [
+        (strict, est.worst_nanos.unwrap_or(0)),
+        (standard, est.likely_nanos),
     ] {
-        if group.is_empty() {
-            continue;
+        if !limits.is_empty() {
+            plan.budgets.push((limits, amount.clamp(0, MAX_NANOS)));
+            groups.push((GroupKind::Budgets, meta));
         }
-        let limits: Vec<BudgetLimit> = group.iter().map(|(l, _)| l.clone()).collect();
-        let hard = group.iter().any(|(l, _)| l.cap_nanos < MAX_NANOS);
-        match c
-            .store
-            .reserve_budget(&limits, amount.clamp(0, MAX_NANOS), ttl)
-            .await
-        {
-            Ok(Admission::Allowed(reservation)) => holds.budgets.push(Held { reservation }),
-            Ok(Admission::Denied {
+    }
+    if plan.slots.is_empty() && plan.rates.is_empty() && plan.budgets.is_empty() {
+        return Ok(());
+    }
+    // A budget whose cap is below the no-limit sentinel (hard budgets, session caps) must not
+    // be skipped when the store fails.
+    let governs_spend = plan
+        .budgets
+        .iter()
+        .any(|(limits, _)| limits.iter().any(|l| l.cap_nanos < MAX_NANOS));
+
+    let outcome = match c.store.admit_plan(&plan, c.ttl).await {
+        Ok(o) => o,
+        Err(e) => {
+            store_failed_for(c, &e, governs_spend)?;
+            // Rate limits and slots go on with this replica's own counts.
+            let local_plan = AdmitPlan {
+                slots: plan.slots.clone(),
+                rates: plan.rates.clone(),
+                budgets: Vec::new(),
+            };
+            for t in &mut holds.token_rates {
+                t.1 = true;
+            }
+            match c.local.admit_plan(&local_plan, c.ttl).await {
+                Ok(PlanOutcome::Taken { permits, .. }) => {
+                    holds.permits = permits.into_iter().map(|p| (p, true)).collect();
+                    return Ok(());
+                }
+                Ok(other) => other,
+                Err(e) => {
+                    tracing::error!(error = %e, "local counter store failed");
+                    return Ok(());
+                }
+            }
+        }
+    };
+    match outcome {
+        PlanOutcome::Taken {
+            reservations,
+            permits,
+        } => {
+            holds.permits = permits.into_iter().map(|p| (p, false)).collect();
+            for (res, (kind, _)) in reservations.into_iter().zip(&groups) {
+                match kind {
+                    GroupKind::Turns => holds.turns = Some(res),
+                    GroupKind::Budgets => holds.budgets.push(Held { reservation: res }),
+                }
+            }
+            Ok(())
+        }
+        PlanOutcome::SlotsFull { index } => Err(Refusal::Concurrency {
+            policy: slot_policy
+                .get(index)
+                .copied()
+                .unwrap_or_default()
+                .to_string(),
+            max: plan.slots.get(index).map_or(0, |s| s.1),
+        }),
+        PlanOutcome::RateLimited {
+            index,
+            retry_after_secs,
+        } => {
+            let (_, metric, limit, _) = plan.rates.get(index).cloned().unwrap_or((
+                LimitKey::new(""),
+                RateMetric::Requests,
+                0,
+                0,
+            ));
+            Err(Refusal::Rate {
+                policy: rate_policy
+                    .get(index)
+                    .copied()
+                    .unwrap_or_default()
+                    .to_string(),
+                metric,
+                limit,
+                retry_after_secs,
+            })
+        }
+        PlanOutcome::OverBudget { group, denied } => {
+            let Admission::Denied {
                 key,
                 used_nanos,
                 cap_nanos,
                 resets_at,
                 ..
-            }) => {
-                let (policy, period, session) = group
-                    .iter()
-                    .find(|(l, _)| l.key == key)
-                    .and_then(|(_, m)| meta.get(*m).cloned())
-                    .unwrap_or((String::new(), BudgetPeriod::Total, false));
-                return Err(if session {
-                    Refusal::SessionCost {
-                        policy,
-                        cap_nanos,
-                        used_nanos,
-                    }
-                } else {
-                    Refusal::Budget {
-                        policy,
-                        period,
-                        cap_nanos,
-                        used_nanos,
-                        resets_at,
-                    }
-                });
-            }
-            Err(e) if hard => store_failed(c, &e)?,
-            Err(e) => {
-                tracing::warn!(error = %e, "counter store unreachable; soft budgets not tracked for this request")
-            }
+            } = denied
+            else {
+                return Err(Refusal::StoreUnavailable);
+            };
+            let (kind, meta) = groups
+                .get(group)
+                .cloned()
+                .unwrap_or((GroupKind::Budgets, Vec::new()));
+            let pos = plan
+                .budgets
+                .get(group)
+                .and_then(|(limits, _)| limits.iter().position(|l| l.key == key));
+            let (policy, period, session) = pos.and_then(|i| meta.get(i).cloned()).unwrap_or((
+                String::new(),
+                BudgetPeriod::Total,
+                false,
+            ));
+            Err(match (kind, session) {
+                (GroupKind::Turns, _) => Refusal::SessionTurns {
+                    policy,
+                    max: u64::try_from(cap_nanos).unwrap_or(0),
+                },
+                (GroupKind::Budgets, true) => Refusal::SessionCost {
+                    policy,
+                    cap_nanos,
+                    used_nanos,
+                },
+                (GroupKind::Budgets, false) => Refusal::Budget {
+                    policy,
+                    period,
+                    cap_nanos,
+                    used_nanos,
+                    resets_at,
+                },
+            })
         }
     }
-    Ok(())
 }
 
-fn store_failed(c: &Counters, e: &StoreError) -> Result<(), Refusal> {
+fn store_failed_for(c: &Counters, e: &StoreError, governs_spend: bool) -> Result<(), Refusal> {
     tracing::error!(error = %e, "counter store unreachable during admission");
     match c.on_failure {
-        OnStoreFailure::FailClosed => Err(Refusal::StoreUnavailable),
-        OnStoreFailure::FailOpen => Ok(()),
+        OnStoreFailure::FailClosed if governs_spend => Err(Refusal::StoreUnavailable),
+        _ => Ok(()),
     }
 }
 

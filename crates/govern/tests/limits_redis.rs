@@ -327,3 +327,56 @@ async fn a_foreign_value_is_a_backend_error() {
     let r = a.reserve_budget(&limits, 1, suite::TTL).await;
     assert!(matches!(r, Err(StoreError::Backend(_))), "{r:?}");
 }
+
+#[tokio::test]
+async fn an_admission_plan_is_one_atomic_step_that_leaves_nothing_when_refused() {
+    use tollgate_govern::limits::{AdmitPlan, PlanOutcome};
+    let (_server, _, a, b) = replicas().await;
+    let rate_key = LimitKey::new("rate:plan");
+    let slot_key = LimitKey::new("conc:plan");
+    let month = Window::Month {
+        tz_offset_minutes: 0,
+    };
+    let plan = |amount: i64| AdmitPlan {
+        slots: vec![(slot_key.clone(), 5)],
+        rates: vec![(rate_key.clone(), RateMetric::Requests, 2, 1)],
+        budgets: vec![(
+            vec![BudgetLimit::new(LimitKey::new("budget:plan"), month, 10)],
+            amount,
+        )],
+    };
+    // Over budget: neither the slot nor the request count is taken.
+    let refused = a
+        .admit_plan(&plan(11), Duration::from_secs(60))
+        .await
+        .unwrap();
+    assert!(
+        matches!(refused, PlanOutcome::OverBudget { group: 0, .. }),
+        "{refused:?}"
+    );
+    for store in [&a, &b] {
+        let taken = store
+            .admit_plan(&plan(4), Duration::from_secs(60))
+            .await
+            .unwrap();
+        let PlanOutcome::Taken {
+            reservations,
+            permits,
+        } = taken
+        else {
+            panic!("expected everything taken, got {taken:?}");
+        };
+        assert_eq!((reservations.len(), permits.len()), (1, 1));
+    }
+    // The two admissions used the whole rate limit of 2 (the refused one counted nothing).
+    let third = b
+        .admit_plan(&plan(1), Duration::from_secs(60))
+        .await
+        .unwrap();
+    assert!(
+        matches!(third, PlanOutcome::RateLimited { index: 0, .. }),
+        "{third:?}"
+    );
+    let spent = a.spent(&LimitKey::new("budget:plan"), month).await.unwrap();
+    assert_eq!(spent.reserved_nanos, 8);
+}

@@ -394,6 +394,36 @@ pub struct Permit {
     pub expires_at: UnixMs,
 }
 
+/// Everything one admission takes from the counters: concurrency slots, rate checks and budget
+/// reservations, checked together and taken only if all pass.
+#[derive(Debug, Clone, Default)]
+pub struct AdmitPlan {
+    /// Concurrency slots: scope and maximum.
+    pub slots: Vec<(LimitKey, u32)>,
+    /// Rate checks: scope, metric, limit per minute, cost.
+    pub rates: Vec<(LimitKey, RateMetric, u64, u64)>,
+    /// Reservation groups: the budgets of a group each hold the group's amount (nano-USD, or
+    /// units for counters such as session turns).
+    pub budgets: Vec<(Vec<BudgetLimit>, i64)>,
+}
+
+/// The answer to an [`AdmitPlan`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PlanOutcome {
+    /// Everything was taken: one reservation per budget group and one permit per slot, in plan
+    /// order.
+    Taken {
+        reservations: Vec<Reservation>,
+        permits: Vec<Permit>,
+    },
+    /// The slot at this index of `plan.slots` is full.
+    SlotsFull { index: usize },
+    /// The rate check at this index of `plan.rates` refused.
+    RateLimited { index: usize, retry_after_secs: u32 },
+    /// The budget group at this index refused with this denial.
+    OverBudget { group: usize, denied: Admission },
+}
+
 /// The future every store operation returns: boxed so the trait works behind `&dyn`.
 pub type StoreFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, StoreError>> + Send + 'a>>;
 
@@ -455,6 +485,60 @@ pub trait CounterStore: Send + Sync {
 
     /// Frees the slot; freeing an expired or already freed slot does nothing.
     fn release_concurrency<'a>(&'a self, permit: &'a Permit) -> StoreFuture<'a, ()>;
+
+    /// Checks and takes a whole admission plan. The shared store does it atomically in one round
+    /// trip (nothing is taken unless everything passes); this default runs the operations in
+    /// order and gives back slots and reservations taken before a refusal (rate counts already
+    /// taken stay, an over-count of at most one request per check).
+    fn admit_plan<'a>(
+        &'a self,
+        plan: &'a AdmitPlan,
+        ttl: Duration,
+    ) -> StoreFuture<'a, PlanOutcome> {
+        Box::pin(async move {
+            let mut permits = Vec::new();
+            let mut reservations = Vec::new();
+            let outcome = 'check: {
+                for (index, (key, max)) in plan.slots.iter().enumerate() {
+                    match self.acquire_concurrency(key, *max, ttl).await {
+                        Ok(Some(p)) => permits.push(p),
+                        Ok(None) => break 'check Ok(PlanOutcome::SlotsFull { index }),
+                        Err(e) => break 'check Err(e),
+                    }
+                }
+                for (index, (key, metric, limit, cost)) in plan.rates.iter().enumerate() {
+                    match self.rate_check(key, *metric, *limit, *cost).await {
+                        Ok(RateDecision::Allowed { .. }) => {}
+                        Ok(RateDecision::Denied { retry_after_secs }) => {
+                            break 'check Ok(PlanOutcome::RateLimited {
+                                index,
+                                retry_after_secs,
+                            });
+                        }
+                        Err(e) => break 'check Err(e),
+                    }
+                }
+                for (group, (limits, amount)) in plan.budgets.iter().enumerate() {
+                    match self.reserve_budget(limits, *amount, ttl).await {
+                        Ok(Admission::Allowed(r)) => reservations.push(r),
+                        Ok(denied) => break 'check Ok(PlanOutcome::OverBudget { group, denied }),
+                        Err(e) => break 'check Err(e),
+                    }
+                }
+                return Ok(PlanOutcome::Taken {
+                    reservations,
+                    permits,
+                });
+            };
+            for p in &permits {
+                let _ = self.release_concurrency(p).await;
+            }
+            for r in &reservations {
+                let _ = self.release_budget(r).await;
+            }
+            outcome
+        })
+    }
 }
 
 /// Checks amounts and TTLs and merges repeated budgets (same key and window: the smaller cap

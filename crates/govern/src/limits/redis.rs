@@ -24,9 +24,10 @@
 
 use super::rate;
 use super::{
-    Admission, BudgetLimit, Clock, CounterStore, IdSource, LimitKey, Permit, RateDecision,
-    RateMetric, Reservation, ReservedKey, Settlement, Spent, StoreError, StoreFuture, UnixMs,
-    Window, check_nanos, check_rate, check_ttl, duration_ms, normalise_limits, period_of,
+    Admission, AdmitPlan, BudgetLimit, Clock, CounterStore, IdSource, LimitKey, Permit,
+    PlanOutcome, RateDecision, RateMetric, Reservation, ReservedKey, Settlement, Spent, StoreError,
+    StoreFuture, UnixMs, Window, check_nanos, check_rate, check_ttl, duration_ms, normalise_limits,
+    period_of,
 };
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{FromRedisValue, RedisError, Script, ScriptInvocation, ServerErrorKind};
@@ -181,6 +182,83 @@ redis.call('ZREM', KEYS[1], ARGV[1])
 return 0
 "#;
 
+/// A whole admission in one script: every check first (concurrency slots, rate windows, budget
+/// room), then, only if all pass, every write. KEYS: each slot's lease set; each rate's previous
+/// and current counter; each budget's hash and expiry index, group by group. ARGV: now, elapsed
+/// ms in the minute, slot count, rate count, group count; per slot: id, max, expires_at, key TTL;
+/// per rate: limit, cost, key TTL; per group: id, amount, expires_at, budget count, then per
+/// budget: cap, key TTL ('0' = none). Returns {1}, {2, slot}, {3, rate, prev, curr} or
+/// {4, group, budget, used}.
+const ADMIT: &str = r#"
+local now = ARGV[1]
+local elapsed = tonumber(ARGV[2])
+local nc, nr, nb = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
+local a, k = 6, 1
+for i = 1, nc do
+  local z = KEYS[k]
+  redis.call('ZREMRANGEBYSCORE', z, '-inf', now)
+  if redis.call('ZCARD', z) >= tonumber(ARGV[a + 1]) then return {2, i} end
+  k = k + 1
+  a = a + 4
+end
+for i = 1, nr do
+  local prev_s = redis.call('GET', KEYS[k]) or '0'
+  local curr_s = redis.call('GET', KEYS[k + 1]) or '0'
+  local limit, cost = tonumber(ARGV[a]), tonumber(ARGV[a + 1])
+  if tonumber(prev_s) * (60000 - elapsed) + (tonumber(curr_s) + cost) * 60000 > limit * 60000 then
+    return {3, i, prev_s, curr_s}
+  end
+  k = k + 2
+  a = a + 3
+end
+for g = 1, nb do
+  local amount = tonumber(ARGV[a + 1])
+  local n = tonumber(ARGV[a + 3])
+  a = a + 4
+  for j = 1, n do
+    local h = KEYS[k]
+    sweep(h, KEYS[k + 1], now)
+    local v = redis.call('HMGET', h, 's', 'r')
+    local used = (tonumber(v[1]) or 0) + (tonumber(v[2]) or 0)
+    if used + amount > tonumber(ARGV[a]) then return {4, g, j, string.format('%d', used)} end
+    k = k + 2
+    a = a + 2
+  end
+end
+a, k = 6, 1
+for i = 1, nc do
+  local z = KEYS[k]
+  redis.call('ZADD', z, ARGV[a + 2], ARGV[a])
+  if redis.call('PTTL', z) < tonumber(ARGV[a + 3]) then redis.call('PEXPIRE', z, ARGV[a + 3]) end
+  k = k + 1
+  a = a + 4
+end
+for i = 1, nr do
+  redis.call('INCRBY', KEYS[k + 1], ARGV[a + 1])
+  redis.call('PEXPIRE', KEYS[k + 1], ARGV[a + 2])
+  k = k + 2
+  a = a + 3
+end
+for g = 1, nb do
+  local id, amount, exp, n = ARGV[a], ARGV[a + 1], ARGV[a + 2], tonumber(ARGV[a + 3])
+  a = a + 4
+  for j = 1, n do
+    local h, z = KEYS[k], KEYS[k + 1]
+    redis.call('HINCRBY', h, 'r', amount)
+    redis.call('HSET', h, id, amount)
+    redis.call('ZADD', z, exp, id)
+    local ttl = ARGV[a + 1]
+    if ttl ~= '0' then
+      redis.call('PEXPIRE', h, ttl)
+      redis.call('PEXPIRE', z, ttl)
+    end
+    k = k + 2
+    a = a + 2
+  end
+end
+return {1}
+"#;
+
 /// Where and how to reach the shared store.
 #[derive(Clone)]
 pub struct RedisConfig {
@@ -216,6 +294,7 @@ impl fmt::Debug for RedisConfig {
 }
 
 struct Scripts {
+    admit: Script,
     reserve: Script,
     settle: Script,
     release: Script,
@@ -229,6 +308,7 @@ struct Scripts {
 impl Scripts {
     fn new() -> Self {
         Scripts {
+            admit: Script::new(&format!("{SWEEP}{ADMIT}")),
             reserve: Script::new(&format!("{SWEEP}{RESERVE}")),
             settle: Script::new(SETTLE),
             release: Script::new(RELEASE),
@@ -240,8 +320,9 @@ impl Scripts {
         }
     }
 
-    fn all(&self) -> [&Script; 8] {
+    fn all(&self) -> [&Script; 9] {
         [
+            &self.admit,
             &self.reserve,
             &self.settle,
             &self.release,
@@ -378,6 +459,120 @@ impl RedisStore {
             _ => Err(StoreError::Backend(format!(
                 "reserve: unexpected reply {reply:?}"
             ))),
+        }
+    }
+
+    async fn admit_all(&self, plan: &AdmitPlan, ttl: Duration) -> Result<PlanOutcome, StoreError> {
+        check_ttl(ttl)?;
+        let now = self.clock.now();
+        let expires_at = now.saturating_add(ttl);
+        let (minute, elapsed) = rate::window_of(now);
+        let p = &self.prefix;
+        let mut inv = self.scripts.admit.prepare_invoke();
+        inv.arg(now.0)
+            .arg(elapsed)
+            .arg(plan.slots.len())
+            .arg(plan.rates.len())
+            .arg(plan.budgets.len());
+        let mut permits = Vec::with_capacity(plan.slots.len());
+        for (key, max) in &plan.slots {
+            let permit = Permit {
+                id: self.ids.next(),
+                key: key.clone(),
+                expires_at,
+            };
+            inv.key(format!("{p}conc:{key}"))
+                .arg(permit.id.to_string())
+                .arg(*max)
+                .arg(expires_at.0)
+                .arg(duration_ms(ttl));
+            permits.push(permit);
+        }
+        for (key, metric, limit, cost) in &plan.rates {
+            check_rate(*limit)?;
+            check_rate(*cost)?;
+            let m = metric.tag();
+            inv.key(format!("{p}rate:{m}:{}:{key}", minute.saturating_sub(1)))
+                .key(format!("{p}rate:{m}:{minute}:{key}"))
+                .arg(*limit)
+                .arg(*cost)
+                .arg(2 * rate::WINDOW_MS - elapsed + PERIOD_GRACE_MS);
+        }
+        let mut groups = Vec::with_capacity(plan.budgets.len());
+        let mut reservations = Vec::with_capacity(plan.budgets.len());
+        for (limits, amount) in &plan.budgets {
+            let limits = normalise_limits(limits, *amount, ttl)?;
+            let id = self.ids.next();
+            inv.arg(id.to_string())
+                .arg(*amount)
+                .arg(expires_at.0)
+                .arg(limits.len());
+            let mut keys = Vec::with_capacity(limits.len());
+            for l in &limits {
+                let period = period_of(l.window, now);
+                let (h, z) = self.budget_keys(&l.key, l.window, period.start);
+                inv.key(h).key(z);
+                inv.arg(l.cap_nanos).arg(key_ttl_ms(period.end, now));
+                keys.push(ReservedKey {
+                    key: l.key.clone(),
+                    window: l.window,
+                    period,
+                });
+            }
+            reservations.push(Reservation {
+                id,
+                keys,
+                amount_nanos: *amount,
+                expires_at,
+            });
+            groups.push(limits);
+        }
+        let reply: Vec<redis::Value> = self.run(&inv).await?;
+        let num = |i: usize| -> Option<i64> {
+            reply.get(i).and_then(|v| match v {
+                redis::Value::Int(n) => Some(*n),
+                redis::Value::BulkString(b) => std::str::from_utf8(b).ok()?.parse().ok(),
+                _ => None,
+            })
+        };
+        let index = |i: usize| num(i).and_then(|n| usize::try_from(n).ok()?.checked_sub(1));
+        let bad = || StoreError::Backend(format!("admit: unexpected reply {reply:?}"));
+        match num(0) {
+            Some(1) => Ok(PlanOutcome::Taken {
+                reservations,
+                permits,
+            }),
+            Some(2) => Ok(PlanOutcome::SlotsFull {
+                index: index(1).ok_or_else(bad)?,
+            }),
+            Some(3) => {
+                let i = index(1).ok_or_else(bad)?;
+                let (_, _, limit, cost) = plan.rates.get(i).ok_or_else(bad)?;
+                let prev = num(2).and_then(|n| u64::try_from(n).ok()).ok_or_else(bad)?;
+                let curr = num(3).and_then(|n| u64::try_from(n).ok()).ok_or_else(bad)?;
+                Ok(PlanOutcome::RateLimited {
+                    index: i,
+                    retry_after_secs: rate::retry_after_secs(prev, curr, elapsed, *limit, *cost),
+                })
+            }
+            Some(4) => {
+                let g = index(1).ok_or_else(bad)?;
+                let j = index(2).ok_or_else(bad)?;
+                let used = num(3).ok_or_else(bad)?;
+                let limit = groups.get(g).and_then(|l| l.get(j)).ok_or_else(bad)?;
+                let period = period_of(limit.window, now);
+                Ok(PlanOutcome::OverBudget {
+                    group: g,
+                    denied: Admission::Denied {
+                        key: limit.key.clone(),
+                        window: limit.window,
+                        used_nanos: used,
+                        cap_nanos: limit.cap_nanos,
+                        resets_at: period.end,
+                    },
+                })
+            }
+            _ => Err(bad()),
         }
     }
 
@@ -640,5 +835,13 @@ impl CounterStore for RedisStore {
 
     fn release_concurrency<'a>(&'a self, permit: &'a Permit) -> StoreFuture<'a, ()> {
         Box::pin(self.release_permit(permit))
+    }
+
+    fn admit_plan<'a>(
+        &'a self,
+        plan: &'a AdmitPlan,
+        ttl: Duration,
+    ) -> StoreFuture<'a, PlanOutcome> {
+        Box::pin(self.admit_all(plan, ttl))
     }
 }
