@@ -32,6 +32,9 @@ fn bench(c: &mut Criterion) {
     g.bench_function("read_request 120 KB", |b| {
         b.iter(|| read_request(black_box(LARGE)))
     });
+    g.bench_function("loop breaker: repeated tool calls in 120 KB", |b| {
+        b.iter(|| tollgate_wire::anthropic::most_repeated_tool_call(black_box(LARGE), 8))
+    });
     g.finish();
     let stream = stream_bytes();
     let mut g = c.benchmark_group("stream");

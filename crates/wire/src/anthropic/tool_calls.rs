@@ -7,15 +7,21 @@ use serde::Deserialize;
 use serde_json::Value;
 use std::collections::HashMap;
 
+// Messages stay raw until chosen: only the latest assistant turns are parsed in full.
 #[derive(Deserialize)]
-struct Conversation {
-    #[serde(default)]
-    messages: Vec<Message>,
+struct Conversation<'a> {
+    #[serde(default, borrow)]
+    messages: Vec<&'a serde_json::value::RawValue>,
+}
+
+#[derive(Deserialize)]
+struct Role<'a> {
+    #[serde(default, borrow)]
+    role: &'a str,
 }
 
 #[derive(Deserialize)]
 struct Message {
-    role: String,
     #[serde(default)]
     content: Content,
 }
@@ -45,14 +51,17 @@ struct Block {
 /// `within_turns` assistant messages, and how often. Inputs compare by value (key order and
 /// whitespace do not matter). `None` when no tool was called or the body is unreadable.
 pub fn most_repeated_tool_call(body: &[u8], within_turns: u32) -> Option<(String, u32)> {
-    let conv: Conversation = serde_json::from_slice(body).ok()?;
+    let conv: Conversation<'_> = serde_json::from_slice(body).ok()?;
     let mut counts: HashMap<(String, String), u32> = HashMap::new();
     let assistant = conv
         .messages
         .iter()
         .rev()
-        .filter(|m| m.role == "assistant")
-        .take(within_turns as usize);
+        .filter(|raw| {
+            serde_json::from_str::<Role<'_>>(raw.get()).is_ok_and(|r| r.role == "assistant")
+        })
+        .take(within_turns as usize)
+        .filter_map(|raw| serde_json::from_str::<Message>(raw.get()).ok());
     for m in assistant {
         let Content::Blocks(blocks) = &m.content else {
             continue;
