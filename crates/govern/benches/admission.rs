@@ -122,6 +122,7 @@ async fn run(name: &str, store: Arc<dyn CounterStore>, secs: u64) -> String {
                 estimate: &estimate,
                 tool_repeats: &no_repeats,
                 now: clock.now(),
+                free: false,
             },
         )
         .await

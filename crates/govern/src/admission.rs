@@ -54,6 +54,9 @@ pub struct Request<'a> {
     pub tool_repeats: &'a (dyn Fn(u32) -> Option<(String, u32)> + Sync),
     /// The time now (injected so tests can cross period boundaries).
     pub now: UnixMs,
+    /// A request that costs nothing and is no turn (token counting): allow-lists and sizes
+    /// apply, counters do not.
+    pub free: bool,
 }
 
 /// What to do when the counter store cannot be reached.
@@ -483,6 +486,9 @@ pub async fn admit(c: &Counters, r: &Request<'_>) -> Result<Admitted, Refusal> {
     let est = (r.estimate)(served_model);
 
     let mut holds = Holds::default();
+    if r.free {
+        return Ok(Admitted { holds, adjust });
+    }
     match take_counters(c, r, est, served_model, &mut holds).await {
         Ok(()) => Ok(Admitted { holds, adjust }),
         Err(refusal) => {

@@ -85,6 +85,7 @@ async fn try_admit(
             estimate: est,
             tool_repeats: &no_repeats,
             now,
+            free: false,
         },
     )
     .await

@@ -193,6 +193,16 @@ session = { max_turns = 2 }
     )
     .await;
     let sess = [("x-claude-code-session-id", "sess-a")];
+    // Counting tokens is free and no turn.
+    for _ in 0..3 {
+        let url = format!("{}/v1/messages/count_tokens", s.gw.url);
+        let r = send(
+            &s.client,
+            messages_request(&url, &s.key, simple_body(HAIKU, false), &sess),
+        )
+        .await;
+        assert_eq!(r.status, 200, "{}", r.text());
+    }
     for _ in 0..2 {
         assert_eq!(s.post(simple_body(HAIKU, false), &sess).await.status, 200);
     }

@@ -98,6 +98,7 @@ pub async fn admit(state: &AppState, mut classified: Classified) -> Result<Admit
         estimate: &estimate,
         tool_repeats: &tool_repeats,
         now: state.clock.now(),
+        free: classified.auth.accepted.endpoint == super::accept::Endpoint::CountTokens,
     };
     let admitted = match admission::admit(&state.counters, &request).await {
         Ok(a) => a,
