@@ -111,3 +111,126 @@ fn ping(port: u16) -> bool {
     let mut buf = [0u8; 7];
     s.write_all(b"PING\r\n").is_ok() && s.read_exact(&mut buf).is_ok() && &buf == b"+PONG\r\n"
 }
+
+const PG_BIN: &str = "/usr/lib/postgresql/15/bin";
+
+/// A throwaway PostgreSQL cluster (`initdb` + `pg_ctl`, as the `postgres` user because initdb
+/// refuses root), tuned for tests (no fsync), stopped and deleted on drop.
+pub struct PostgresServer {
+    port: u16,
+    dir: PathBuf,
+}
+
+impl PostgresServer {
+    /// Initialises and starts a cluster on a free port; panics with the fix when it cannot.
+    pub fn start() -> Self {
+        let initdb = format!("{PG_BIN}/initdb");
+        assert!(
+            std::path::Path::new(&initdb).exists(),
+            "{initdb} is missing: install it with `apt-get install -y postgresql` (scripts/setup.sh does)"
+        );
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let dir = std::env::temp_dir().join(format!(
+            "tollgate-pg-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        ));
+        std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("create {}: {e}", dir.display()));
+        let as_postgres = |cmd: &str| -> Result<(), String> {
+            let out = Command::new("su")
+                .args(["postgres", "-s", "/bin/sh", "-c", cmd])
+                .stdin(Stdio::null())
+                .output()
+                .map_err(|e| format!("run su: {e}"))?;
+            if out.status.success() {
+                Ok(())
+            } else {
+                Err(format!(
+                    "`{cmd}` failed: {}{}",
+                    String::from_utf8_lossy(&out.stdout),
+                    String::from_utf8_lossy(&out.stderr)
+                ))
+            }
+        };
+        let chown = Command::new("chown")
+            .args(["-R", "postgres:postgres"])
+            .arg(&dir)
+            .status();
+        assert!(
+            matches!(chown, Ok(s) if s.success()),
+            "cannot chown {}",
+            dir.display()
+        );
+        // Every parent must be traversable by the postgres user.
+        let d = dir.display();
+        if let Err(e) = as_postgres(&format!(
+            "{PG_BIN}/initdb -D {d}/data -U postgres --auth=trust -E UTF8 --no-locale >/dev/null"
+        )) {
+            panic!("initdb: {e}");
+        }
+        let mut last = String::new();
+        for _ in 0..5 {
+            let port = free_port();
+            let cmd = format!(
+                "{PG_BIN}/pg_ctl -D {d}/data -l {d}/log -w -t 20 -o '-c listen_addresses=127.0.0.1 -p {port} -k {d} -c fsync=off -c synchronous_commit=off -c full_page_writes=off' start >/dev/null"
+            );
+            match as_postgres(&cmd) {
+                Ok(()) => return PostgresServer { port, dir },
+                Err(e) => last = e,
+            }
+        }
+        panic!("postgres did not start: {last}");
+    }
+
+    /// The port it listens on.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// A `postgres://` URL for database `db` (created with [`create_database`]).
+    ///
+    /// [`create_database`]: Self::create_database
+    pub fn url(&self, db: &str) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/{db}", self.port)
+    }
+
+    /// Creates a database.
+    pub fn create_database(&self, db: &str) {
+        let out = Command::new("/usr/bin/psql")
+            .args([
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &self.port.to_string(),
+                "-U",
+                "postgres",
+            ])
+            .args(["-c", &format!("CREATE DATABASE \"{db}\"")])
+            .stdin(Stdio::null())
+            .output();
+        match out {
+            Ok(o) if o.status.success() => {}
+            Ok(o) => panic!(
+                "CREATE DATABASE {db}: {}",
+                String::from_utf8_lossy(&o.stderr)
+            ),
+            Err(e) => panic!("run psql: {e}"),
+        }
+    }
+}
+
+impl Drop for PostgresServer {
+    fn drop(&mut self) {
+        let d = self.dir.display();
+        let _ = Command::new("su")
+            .args([
+                "postgres",
+                "-s",
+                "/bin/sh",
+                "-c",
+                &format!("{PG_BIN}/pg_ctl -D {d}/data -m immediate stop >/dev/null 2>&1"),
+            ])
+            .status();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
