@@ -1,19 +1,22 @@
-//! Who is calling and what they may do: identities, keys and (later) roles, policies, budgets
-//! and rate limits.
+//! Who is calling and what they may do: identities, keys, admin roles, policies, budgets and
+//! rate limits.
 //!
 //! # Layout
-//! - `identity`: principals (org → team → user → key) and the in-memory snapshot that
+//! - `identity`: principals (org → workspace → team → user → key) and the in-memory snapshot that
 //!   authenticates every request without touching the database.
 //! - `keys`: gateway key generation and hashing.
 //! - `limits`: counters behind budgets, rate limits and concurrency caps (reserve-then-settle),
 //!   in memory for one node or in Redis shared by replicas.
 //! - `policy`: what a scope may do (the `[[policies]]` / admin API spec).
+//! - `roles`: admin roles, where entities sit in the hierarchy, and the admin API's one
+//!   authorisation decision.
 //! - `tz`: time zones of budget periods.
 
 pub mod identity;
 pub mod keys;
 pub mod limits;
 pub mod policy;
+pub mod roles;
 pub mod tz;
 
 pub use identity::{Identities, IdentitySnapshot, Principal};
