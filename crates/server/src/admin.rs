@@ -41,6 +41,14 @@ impl From<StoreError> for AdminError {
                 format!("{m} already exists"),
             ),
             StoreError::Invalid(m) => AdminError(StatusCode::BAD_REQUEST, "invalid_request", m),
+            StoreError::Secret(e) => {
+                tracing::error!(error = %e, "admin secret failure");
+                AdminError(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal",
+                    "secret store error".into(),
+                )
+            }
             StoreError::Db(e) => {
                 tracing::error!(error = %e, "admin store failure");
                 AdminError(
@@ -134,7 +142,24 @@ async fn changed(
     detail: Value,
 ) -> Result<(), AdminError> {
     let (action, target) = (action.to_string(), target.to_string());
-    blocking(state, move |s| s.audit("admin", &action, &target, &detail)).await?;
+    let actor = tollgate_govern::roles::Actor {
+        id: "admin.key".into(),
+        name: "admin".into(),
+        role: tollgate_govern::roles::Role::OrgAdmin,
+        place: tollgate_govern::roles::Place::org(),
+        scope_label: String::new(),
+    };
+    blocking(state, move |s| {
+        s.record_audit(&tollgate_store::AuditRecord {
+            actor: &actor,
+            action: &action,
+            target: &target,
+            place: &tollgate_govern::roles::Place::org(),
+            before: None,
+            after: Some(detail),
+        })
+    })
+    .await?;
     let st = state.clone();
     blocking(state, move |_| st.refresh_identities()).await
 }
@@ -154,7 +179,7 @@ async fn create_team(
     body: Result<Json<CreateTeam>, axum::extract::rejection::JsonRejection>,
 ) -> AdminResult {
     let Json(b) = body.map_err(|e| bad(e.body_text()))?;
-    let team = blocking(&state, move |s| s.create_team(&b.name)).await?;
+    let team = blocking(&state, move |s| s.create_team(&b.name, None)).await?;
     changed(&state, "team.create", &team.id, json!({"after": team})).await?;
     Ok(Json(json!(team)))
 }
@@ -210,21 +235,26 @@ async fn create_key(
         hash: hash_key(&secret),
         prefix: display_prefix(&secret),
         name: b.name.clone(),
-        user: b.user.clone(),
+        user: Some(b.user.clone()),
         team: b.team.clone(),
+        project: None,
     };
     let row = blocking(&state, move |s| {
         if let Some(t) = new.team.as_deref()
             && !s.list_teams()?.iter().any(|x| x.name == t || x.id == t)
         {
-            s.create_team(t)?;
+            s.create_team(t, None)?;
         }
         if !s
             .list_users()?
             .iter()
-            .any(|u| u.name == new.user || u.id == new.user)
+            .any(|u| Some(&u.name) == new.user.as_ref() || Some(&u.id) == new.user.as_ref())
         {
-            s.create_user(&new.user, new.team.as_deref(), None)?;
+            s.create_user(
+                new.user.as_deref().unwrap_or_default(),
+                new.team.as_deref(),
+                None,
+            )?;
         }
         s.create_key(&new)
     })
@@ -322,6 +352,9 @@ async fn spend(
 }
 
 async fn audit(State(state): State<Arc<AppState>>) -> AdminResult {
-    let rows = blocking(&state, |s| s.audit_log(1000)).await?;
+    let rows = blocking(&state, |s| {
+        s.audit_log(1000, &tollgate_govern::roles::Place::org())
+    })
+    .await?;
     Ok(Json(json!({"data": rows})))
 }
