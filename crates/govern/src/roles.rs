@@ -273,13 +273,19 @@ fn role_lacks(actor: &Actor, verb: Verb, resource: Resource) -> String {
     )
 }
 
-/// May `actor` list `resource` at all? Rows are then filtered with [`Actor::reaches`].
-pub fn authorize_list(actor: &Actor, resource: Resource) -> Decision {
-    if capability(actor.role, resource, Verb::Read) {
+/// May `actor` `verb` `resource` anywhere at all? Asked before looking a target up, so a role
+/// that can never write something is told so without learning whether the target exists.
+pub fn authorize_capability(actor: &Actor, verb: Verb, resource: Resource) -> Decision {
+    if capability(actor.role, resource, verb) {
         Decision::Allow
     } else {
-        Decision::Deny(role_lacks(actor, Verb::Read, resource))
+        Decision::Deny(role_lacks(actor, verb, resource))
     }
+}
+
+/// May `actor` list `resource` at all? Rows are then filtered with [`Actor::reaches`].
+pub fn authorize_list(actor: &Actor, resource: Resource) -> Decision {
+    authorize_capability(actor, Verb::Read, resource)
 }
 
 /// The one authorisation decision: may `actor` `verb` the `resource` that sits at `target`

@@ -81,7 +81,8 @@ fn ensure_admin_key(data_dir: &Path, store: &Store) -> Result<(), String> {
         .map_err(|e| e.to_string())
 }
 
-fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
+/// Writes a new file readable by its owner only; fails if it exists.
+pub(crate) fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
     use std::io::Write;
     let mut opts = std::fs::OpenOptions::new();
     opts.write(true).create_new(true);
@@ -102,6 +103,7 @@ pub fn build_state(config: Config, data_dir: &Path) -> Result<Arc<AppState>, Str
     let store =
         Arc::new(Store::open(&data_dir.join("tollgate.db")).map_err(|e| format!("store: {e}"))?);
     ensure_admin_key(data_dir, &store)?;
+    let vault = crate::vault::Vault::open(data_dir, &store)?;
     let mut prices = PriceTable::builtin();
     prices
         .apply_overrides(&config.prices)
@@ -152,6 +154,7 @@ pub fn build_state(config: Config, data_dir: &Path) -> Result<Arc<AppState>, Str
         betas,
         client_options,
         limits,
+        vault,
     });
     state.refresh_identities().map_err(|e| e.to_string())?;
     Ok(state)

@@ -29,6 +29,8 @@ pub struct AppState {
     pub betas: HashMap<String, BetaTable>,
     pub client_options: UpstreamClientOptions,
     pub limits: Limits,
+    /// Provider credentials held by the gateway, decrypted in memory.
+    pub vault: crate::vault::Vault,
 }
 
 thread_local! {
