@@ -211,7 +211,9 @@ pub async fn create_key(
 ) -> AdminResult {
     let mut b = json_body(body)?;
     check(authorize_capability(&actor, Verb::Write, Resource::Key))?;
-    if actor.role == Role::Member && b.user.is_none() {
+    // A member naming nobody means itself; naming only a team asks for a service key, which
+    // a member may not create.
+    if actor.role == Role::Member && b.user.is_none() && b.team.is_none() {
         b.user = actor.place.user_id.clone();
     }
     if b.user.is_none() && b.team.is_none() {
