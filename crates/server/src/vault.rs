@@ -262,10 +262,16 @@ impl Vault {
                     let _ = std::fs::remove_file(&next);
                     e.to_string()
                 })?;
-            std::fs::rename(&next, path)
-                .map_err(|e| format!("cannot move {} into place: {e}", next.display()))?;
+            // The database is sealed under the new key from here on, so the process uses it
+            // even if the file cannot be moved; the next start then finds it beside master.key.
             let v = new.version();
             self.key.store(Arc::new(new));
+            std::fs::rename(&next, path).map_err(|e| {
+                format!(
+                    "credentials re-sealed, but {} could not replace master.key ({e}); the next start uses it",
+                    next.display()
+                )
+            })?;
             return Ok((n, old_version, v));
         }
         let n = store
@@ -387,6 +393,55 @@ mod tests {
                 .credential("anthropic", &principal("x", None))
                 .is_some()
         );
+        drop(third);
+
+        // A rotation that stopped after re-sealing, before the file moved: the next start
+        // finds the matching key beside master.key and finishes the move.
+        let mut old =
+            MasterKey::parse(&std::fs::read_to_string(dir.join(MASTER_KEY_FILE)).unwrap()).unwrap();
+        store.register_master_key(&mut old).unwrap();
+        let (mut next, next_text) = MasterKey::generate().unwrap();
+        std::fs::write(dir.join(MASTER_KEY_NEXT), &next_text).unwrap();
+        store.rotate_master_key(&old, &mut next).unwrap();
+        let fourth = Vault::open(&dir, &store).unwrap();
+        assert!(
+            fourth
+                .credential("anthropic", &principal("x", None))
+                .is_some()
+        );
+        assert!(!dir.join(MASTER_KEY_NEXT).exists());
+        assert_eq!(
+            std::fs::read_to_string(dir.join(MASTER_KEY_FILE))
+                .unwrap()
+                .trim(),
+            next_text
+        );
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
+    #[test]
+    fn a_wrong_master_key_stops_the_start_with_a_clear_message() {
+        let dir = std::env::temp_dir().join(format!(
+            "tg-vault-wrong-{}-{}",
+            std::process::id(),
+            uuid::Uuid::now_v7().simple()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        let store = Store::open(&dir.join("db.sqlite")).unwrap();
+        let vault = Vault::open(&dir, &store).unwrap();
+        let secret = ProviderSecret::ApiKey {
+            api_key: "sk-x".into(),
+        };
+        vault
+            .put(&store, "anthropic", &CredentialScope::Org, &secret)
+            .unwrap();
+        drop(vault);
+        std::fs::remove_file(dir.join(MASTER_KEY_FILE)).unwrap();
+        let (_, other) = MasterKey::generate().unwrap();
+        std::fs::write(dir.join(MASTER_KEY_FILE), &other).unwrap();
+        let e = Vault::open(&dir, &store).unwrap_err();
+        assert!(e.contains("master key does not match"), "{e}");
+        assert!(!e.contains(other.trim()), "{e}");
         std::fs::remove_dir_all(&dir).ok();
     }
 }
