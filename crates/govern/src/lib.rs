@@ -2,8 +2,8 @@
 //! rate limits.
 //!
 //! # Layout
-//! - `identity`: principals (org → workspace → team → user → key) and the in-memory snapshot that
-//!   authenticates every request without touching the database.
+//! - `identity`: principals (org → workspace → team → user → key) and the in-memory snapshot
+//!   that authenticates every request without touching the database.
 //! - `keys`: gateway key generation and hashing.
 //! - `limits`: counters behind budgets, rate limits and concurrency caps (reserve-then-settle),
 //!   in memory for one node or in Redis shared by replicas.
