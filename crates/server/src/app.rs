@@ -86,7 +86,8 @@ fn ensure_admin_key(data_dir: &Path, store: &Store) -> Result<(), String> {
         .map_err(|e| e.to_string())
 }
 
-fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
+/// Writes a new file readable by its owner only; fails if it exists.
+pub(crate) fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
     use std::io::Write;
     let mut opts = std::fs::OpenOptions::new();
     opts.write(true).create_new(true);
@@ -107,6 +108,7 @@ pub async fn build_state(config: Config, data_dir: &Path) -> Result<Arc<AppState
     let store =
         Arc::new(Store::open(&data_dir.join("tollgate.db")).map_err(|e| format!("store: {e}"))?);
     ensure_admin_key(data_dir, &store)?;
+    let vault = crate::vault::Vault::open(data_dir, &store)?;
     let mut prices = PriceTable::builtin();
     prices
         .apply_overrides(&config.prices)
@@ -143,14 +145,12 @@ pub async fn build_state(config: Config, data_dir: &Path) -> Result<Arc<AppState
         connect_timeout: Duration::from_secs(s.upstream_connect_timeout_secs),
         ..Default::default()
     };
-    let admin_keys = ArcSwap::from_pointee(store.admin_credentials().map_err(|e| e.to_string())?);
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let counters = counters(&config.governance, clock.clone()).await?;
     let alerts = crate::alerts::Alerts::start(&config.alerts, store.clone())?;
     let state = Arc::new(AppState {
         config,
         identities: Identities::default(),
-        admin_keys,
         store,
         journal,
         journal_reader,
@@ -164,6 +164,7 @@ pub async fn build_state(config: Config, data_dir: &Path) -> Result<Arc<AppState
         counters,
         clock,
         alerts,
+        vault,
     });
     state.refresh_identities().map_err(|e| e.to_string())?;
     state.refresh_policies().map_err(|e| e.to_string())?;

@@ -9,8 +9,9 @@
 //! - `request_id`: time-ordered request ids without a system call each.
 //! - `decode`: request `Content-Encoding` decoding with a size cap.
 //! - `error`: the pipeline's error type, rendered in the client's dialect.
-//! - `admin`: the `/admin/v1` API.
+//! - `admin`: the `/admin/v1` API (roles, audit, policies, provider credentials, reports).
 //! - `alerts`: alert delivery to webhooks, logged and retried.
+//! - `vault`: provider credentials decrypted in memory, and the master key.
 
 pub mod admin;
 pub mod alerts;
@@ -22,5 +23,6 @@ pub mod listener;
 pub mod pipeline;
 pub mod request_id;
 pub mod state;
+pub mod vault;
 
 pub use app::{ServeOptions, serve};

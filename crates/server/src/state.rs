@@ -8,7 +8,7 @@ use std::time::Duration;
 use tollgate_govern::admission::Counters;
 use tollgate_govern::limits::Clock;
 use tollgate_govern::policy_set::PolicySet;
-use tollgate_govern::{Identities, IdentitySnapshot, KeyHash};
+use tollgate_govern::{Identities, IdentitySnapshot};
 use tollgate_ledger::PriceTable;
 use tollgate_ledger::journal::{Journal, JournalReader};
 use tollgate_providers::betas::BetaTable;
@@ -21,7 +21,6 @@ use tollgate_store::{Store, StoreError};
 pub struct AppState {
     pub config: Config,
     pub identities: Identities,
-    pub admin_keys: ArcSwap<Vec<KeyHash>>,
     pub store: Arc<Store>,
     pub journal: Journal,
     pub journal_reader: Arc<JournalReader>,
@@ -40,6 +39,8 @@ pub struct AppState {
     pub clock: Arc<dyn Clock>,
     /// Where budget, hard-cap and loop alerts go.
     pub alerts: crate::alerts::Alerts,
+    /// Provider credentials held by the gateway, decrypted in memory.
+    pub vault: crate::vault::Vault,
 }
 
 thread_local! {

@@ -1,4 +1,4 @@
-//! Entity rows and their queries.
+//! Entity rows and their queries: workspaces, teams, users and gateway keys.
 
 use crate::error::StoreError;
 use crate::schema::migrate;
@@ -6,59 +6,108 @@ use rusqlite::{Connection, OptionalExtension, params};
 use serde::Serialize;
 use std::path::Path;
 use std::sync::Mutex;
+use tollgate_govern::policy::Scope;
+use tollgate_govern::roles::Place;
 use tollgate_govern::{KeyHash, Principal};
 
 /// The organisation every entity belongs to until multi-org administration exists.
 pub const DEFAULT_ORG: &str = "org_default";
+/// The workspace teams land in when none is named (and where teams made before workspaces
+/// existed were moved).
+pub const DEFAULT_WORKSPACE: &str = "ws_default";
+/// Service keys act as this pseudo-user followed by the team (`svc:platform`), so journal
+/// records and `user:` policies still name who spent.
+pub const SERVICE_USER_PREFIX: &str = "svc:";
 
-/// A team.
+/// A workspace: a group of teams with its own admins, caps and provider credentials.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
-pub struct Team {
+pub struct Workspace {
     pub id: String,
     pub name: String,
     pub created_at: String,
 }
 
-/// A user; `team` is the user's default team, if any.
+/// A team, inside one workspace.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Team {
+    pub id: String,
+    pub name: String,
+    pub workspace_id: String,
+    pub workspace: String,
+    pub created_at: String,
+}
+
+impl Team {
+    /// Where the team sits.
+    pub fn place(&self) -> Place {
+        Place::team(&self.workspace_id, &self.id)
+    }
+}
+
+/// A user; `team` is the user's default team, if any. Users without a team belong to the
+/// default workspace.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct User {
     pub id: String,
     pub name: String,
     pub email: Option<String>,
     pub team: Option<String>,
+    pub team_id: Option<String>,
+    pub workspace_id: String,
     pub created_at: String,
 }
 
-/// A gateway key as listed: never the secret, only its display prefix.
+impl User {
+    /// Where the user sits.
+    pub fn place(&self) -> Place {
+        Place {
+            workspace_id: Some(self.workspace_id.clone()),
+            team_id: self.team_id.clone(),
+            user_id: Some(self.id.clone()),
+        }
+    }
+}
+
+/// A gateway key as listed: never the secret, only its display prefix. A key without a user
+/// is a team's service key.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct KeyRow {
     pub id: String,
     pub name: Option<String>,
     pub prefix: String,
-    pub user: String,
+    pub user: Option<String>,
+    pub user_id: Option<String>,
     pub team: Option<String>,
+    pub team_id: Option<String>,
+    pub workspace_id: String,
+    /// The project requests are attributed to when they send no `x-tollgate-project`.
+    pub project: Option<String>,
+    pub service: bool,
     pub created_at: String,
     pub revoked_at: Option<String>,
 }
 
-/// What is needed to store a new key; the secret itself never reaches the store.
-#[derive(Debug, Clone)]
+impl KeyRow {
+    /// Where the key sits (its user's place, with the team the key bills to).
+    pub fn place(&self) -> Place {
+        Place {
+            workspace_id: Some(self.workspace_id.clone()),
+            team_id: self.team_id.clone(),
+            user_id: self.user_id.clone(),
+        }
+    }
+}
+
+/// What is needed to store a new key; the secret itself never reaches the store. Without a
+/// user it is a service key of `team`.
+#[derive(Debug, Clone, Default)]
 pub struct NewKey {
     pub hash: KeyHash,
     pub prefix: String,
     pub name: Option<String>,
-    pub user: String,
+    pub user: Option<String>,
     pub team: Option<String>,
-}
-
-/// One admin action.
-#[derive(Debug, Clone, Serialize)]
-pub struct AuditEntry {
-    pub at: String,
-    pub actor: String,
-    pub action: String,
-    pub target: String,
-    pub detail: serde_json::Value,
+    pub project: Option<String>,
 }
 
 /// The entity store. Calls are synchronous and short; async callers run them on a blocking
@@ -102,44 +151,60 @@ impl Store {
         self.conn.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Stores the hash of an admin credential.
-    pub fn add_admin_credential(&self, hash: &KeyHash) -> Result<(), StoreError> {
-        self.conn().execute(
-            "INSERT OR IGNORE INTO admin_credentials (id, key_hash, created_at) VALUES (?1, ?2, ?3)",
-            params![new_id("adm"), &hash[..], now()],
-        )?;
-        Ok(())
-    }
-
-    /// Hashes of every admin credential.
-    pub fn admin_credentials(&self) -> Result<Vec<KeyHash>, StoreError> {
+    /// Creates a workspace with a unique name.
+    pub fn create_workspace(&self, name: &str) -> Result<Workspace, StoreError> {
+        let name = valid_name("workspace", name)?;
         let conn = self.conn();
-        let mut st = conn.prepare("SELECT key_hash FROM admin_credentials")?;
-        let rows = st.query_map([], |r| r.get::<_, Vec<u8>>(0))?;
-        let mut out = Vec::new();
-        for r in rows {
-            if let Ok(h) = <KeyHash>::try_from(r?.as_slice()) {
-                out.push(h);
-            }
+        if find_workspace(&conn, name)?.is_some() {
+            return Err(StoreError::Conflict(format!("workspace '{name}'")));
         }
-        Ok(out)
+        let ws = Workspace {
+            id: new_id("ws"),
+            name: name.to_string(),
+            created_at: now(),
+        };
+        conn.execute(
+            "INSERT INTO workspaces (id, org_id, name, created_at) VALUES (?1, ?2, ?3, ?4)",
+            params![ws.id, DEFAULT_ORG, ws.name, ws.created_at],
+        )?;
+        Ok(ws)
     }
 
-    /// Creates a team with a unique name.
-    pub fn create_team(&self, name: &str) -> Result<Team, StoreError> {
+    /// Every workspace, by name.
+    pub fn list_workspaces(&self) -> Result<Vec<Workspace>, StoreError> {
+        let conn = self.conn();
+        let mut st = conn.prepare("SELECT id, name, created_at FROM workspaces ORDER BY name")?;
+        let rows = st.query_map([], workspace_row)?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// A workspace by id or name.
+    pub fn workspace(&self, key: &str) -> Result<Workspace, StoreError> {
+        find_workspace(&self.conn(), key)?
+            .ok_or_else(|| StoreError::NotFound(format!("workspace '{key}'")))
+    }
+
+    /// Creates a team with a unique name in `workspace` (name or id; the default workspace
+    /// when `None`).
+    pub fn create_team(&self, name: &str, workspace: Option<&str>) -> Result<Team, StoreError> {
         let name = valid_name("team", name)?;
         let conn = self.conn();
         if find_team(&conn, name)?.is_some() {
             return Err(StoreError::Conflict(format!("team '{name}'")));
         }
+        let ws_key = workspace.unwrap_or(DEFAULT_WORKSPACE);
+        let ws = find_workspace(&conn, ws_key)?
+            .ok_or_else(|| StoreError::NotFound(format!("workspace '{ws_key}'")))?;
         let team = Team {
             id: new_id("team"),
             name: name.to_string(),
+            workspace_id: ws.id,
+            workspace: ws.name,
             created_at: now(),
         };
         conn.execute(
-            "INSERT INTO teams (id, org_id, name, created_at) VALUES (?1, ?2, ?3, ?4)",
-            params![team.id, DEFAULT_ORG, team.name, team.created_at],
+            "INSERT INTO teams (id, org_id, name, created_at, workspace_id) VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![team.id, DEFAULT_ORG, team.name, team.created_at, team.workspace_id],
         )?;
         Ok(team)
     }
@@ -147,15 +212,14 @@ impl Store {
     /// Every team, by name.
     pub fn list_teams(&self) -> Result<Vec<Team>, StoreError> {
         let conn = self.conn();
-        let mut st = conn.prepare("SELECT id, name, created_at FROM teams ORDER BY name")?;
-        let rows = st.query_map([], |r| {
-            Ok(Team {
-                id: r.get(0)?,
-                name: r.get(1)?,
-                created_at: r.get(2)?,
-            })
-        })?;
+        let mut st = conn.prepare(&format!("{TEAM_SELECT} ORDER BY t.name"))?;
+        let rows = st.query_map([], team_row)?;
         Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// A team by id or name.
+    pub fn team(&self, key: &str) -> Result<Team, StoreError> {
+        find_team(&self.conn(), key)?.ok_or_else(|| StoreError::NotFound(format!("team '{key}'")))
     }
 
     /// Creates a user; `team` (name or id) must exist.
@@ -166,6 +230,11 @@ impl Store {
         email: Option<&str>,
     ) -> Result<User, StoreError> {
         let name = valid_name("user", name)?;
+        if name.starts_with(SERVICE_USER_PREFIX) {
+            return Err(StoreError::Invalid(format!(
+                "user names starting with '{SERVICE_USER_PREFIX}' are reserved for service keys"
+            )));
+        }
         let conn = self.conn();
         if find_user(&conn, name)?.is_some() {
             return Err(StoreError::Conflict(format!("user '{name}'")));
@@ -181,6 +250,10 @@ impl Store {
             name: name.to_string(),
             email: email.map(str::to_string),
             team: team.as_ref().map(|t| t.name.clone()),
+            team_id: team.as_ref().map(|t| t.id.clone()),
+            workspace_id: team
+                .as_ref()
+                .map_or(DEFAULT_WORKSPACE.to_string(), |t| t.workspace_id.clone()),
             created_at: now(),
         };
         conn.execute(
@@ -190,7 +263,7 @@ impl Store {
                 DEFAULT_ORG,
                 user.name,
                 user.email,
-                team.map(|t| t.id),
+                user.team_id,
                 user.created_at
             ],
         )?;
@@ -200,62 +273,79 @@ impl Store {
     /// Every user, by name.
     pub fn list_users(&self) -> Result<Vec<User>, StoreError> {
         let conn = self.conn();
-        let mut st = conn.prepare(
-            "SELECT u.id, u.name, u.email, t.name, u.created_at FROM users u
-             LEFT JOIN teams t ON t.id = u.team_id ORDER BY u.name",
-        )?;
-        let rows = st.query_map([], |r| {
-            Ok(User {
-                id: r.get(0)?,
-                name: r.get(1)?,
-                email: r.get(2)?,
-                team: r.get(3)?,
-                created_at: r.get(4)?,
-            })
-        })?;
+        let mut st = conn.prepare(&format!("{USER_SELECT} ORDER BY u.name"))?;
+        let rows = st.query_map([], user_row)?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
-    /// Creates a key for an existing user; the key's team defaults to the user's team.
+    /// A user by id or name.
+    pub fn user(&self, key: &str) -> Result<User, StoreError> {
+        find_user(&self.conn(), key)?.ok_or_else(|| StoreError::NotFound(format!("user '{key}'")))
+    }
+
+    /// Creates a key. With a user, the key's team defaults to the user's team; without one it
+    /// is a service key and needs a team.
     pub fn create_key(&self, new: &NewKey) -> Result<KeyRow, StoreError> {
         let conn = self.conn();
-        let (user_id, user_name, user_team) = find_user(&conn, &new.user)?
-            .ok_or_else(|| StoreError::NotFound(format!("user '{}'", new.user)))?;
-        let team = match new.team.as_deref() {
+        let user = match new.user.as_deref() {
+            Some(u) => Some(
+                find_user(&conn, u)?.ok_or_else(|| StoreError::NotFound(format!("user '{u}'")))?,
+            ),
+            None => None,
+        };
+        let team_key = new
+            .team
+            .as_deref()
+            .or_else(|| user.as_ref().and_then(|u| u.team_id.as_deref()));
+        let team = match team_key {
             Some(t) => Some(
                 find_team(&conn, t)?.ok_or_else(|| StoreError::NotFound(format!("team '{t}'")))?,
             ),
-            None => match user_team {
-                Some(tid) => find_team(&conn, &tid)?,
-                None => None,
-            },
+            None => None,
+        };
+        if user.is_none() && team.is_none() {
+            return Err(StoreError::Invalid(
+                "a key needs a user, or a team for a service key".into(),
+            ));
+        }
+        let project = match new.project.as_deref() {
+            Some(p) => Some(valid_name("project", p)?.to_string()),
+            None => None,
         };
         let row = KeyRow {
             id: new_id("key"),
             name: new.name.clone(),
             prefix: new.prefix.clone(),
-            user: user_name,
+            user: user.as_ref().map(|u| u.name.clone()),
+            user_id: user.as_ref().map(|u| u.id.clone()),
             team: team.as_ref().map(|t| t.name.clone()),
+            team_id: team.as_ref().map(|t| t.id.clone()),
+            workspace_id: team
+                .as_ref()
+                .map_or(DEFAULT_WORKSPACE.to_string(), |t| t.workspace_id.clone()),
+            project,
+            service: user.is_none(),
             created_at: now(),
             revoked_at: None,
         };
         conn.execute(
-            "INSERT INTO api_keys (id, key_hash, prefix, name, user_id, team_id, created_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            "INSERT INTO api_keys (id, key_hash, prefix, name, user_id, team_id, project, created_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
             params![
                 row.id,
                 &new.hash[..],
                 row.prefix,
                 row.name,
-                user_id,
-                team.map(|t| t.id),
+                row.user_id,
+                row.team_id,
+                row.project,
                 row.created_at
             ],
         )?;
         Ok(row)
     }
 
-    /// Every key, newest first, revoked ones included.
+    /// Every key, newest first.
     pub fn list_keys(&self) -> Result<Vec<KeyRow>, StoreError> {
         let conn = self.conn();
         let mut st = conn.prepare(&format!(
@@ -263,6 +353,14 @@ impl Store {
         ))?;
         let rows = st.query_map([], key_row)?;
         Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// One key by id.
+    pub fn key(&self, id: &str) -> Result<KeyRow, StoreError> {
+        self.conn()
+            .query_row(&format!("{KEY_SELECT} WHERE k.id = ?1"), [id], key_row)
+            .optional()?
+            .ok_or_else(|| StoreError::NotFound(format!("key '{id}'")))
     }
 
     /// Revokes a key; revoking twice is not an error and keeps the first revocation time.
@@ -283,23 +381,39 @@ impl Store {
     pub fn active_identities(&self) -> Result<Vec<(KeyHash, Principal)>, StoreError> {
         let conn = self.conn();
         let mut st = conn.prepare(
-            "SELECT k.key_hash, k.id, k.name, u.id, u.name, u.org_id, t.id, t.name
-             FROM api_keys k JOIN users u ON u.id = k.user_id
+            "SELECT k.key_hash, k.id, k.name, u.id, u.name, t.id, t.name, w.id, w.name, k.project,
+                    w.org_id
+             FROM api_keys k LEFT JOIN users u ON u.id = k.user_id
              LEFT JOIN teams t ON t.id = k.team_id
+             JOIN workspaces w ON w.id = COALESCE(t.workspace_id, ?1)
              WHERE k.revoked_at IS NULL",
         )?;
-        let rows = st.query_map([], |r| {
+        let rows = st.query_map([DEFAULT_WORKSPACE], |r| {
+            let team_id: Option<String> = r.get(5)?;
+            let team: Option<String> = r.get(6)?;
+            let user_id: Option<String> = r.get(3)?;
+            let user: Option<String> = r.get(4)?;
+            let (user_id, user) = match (user_id, user) {
+                (Some(id), Some(name)) => (id, name),
+                // A service key: the team stands in for the user.
+                _ => (
+                    format!("{SERVICE_USER_PREFIX}{}", team_id.as_deref().unwrap_or("")),
+                    format!("{SERVICE_USER_PREFIX}{}", team.as_deref().unwrap_or("")),
+                ),
+            };
             Ok((
                 r.get::<_, Vec<u8>>(0)?,
                 Principal {
+                    org_id: r.get(10)?,
+                    workspace_id: r.get(7)?,
+                    workspace: r.get(8)?,
+                    team_id,
+                    team,
+                    user_id,
+                    user,
                     key_id: r.get(1)?,
                     key_name: r.get(2)?,
-                    user_id: r.get(3)?,
-                    user: r.get(4)?,
-                    org_id: r.get(5)?,
-                    team_id: r.get(6)?,
-                    team: r.get(7)?,
-                    ..Principal::default()
+                    default_project: r.get(9)?,
                 },
             ))
         })?;
@@ -312,58 +426,99 @@ impl Store {
         }
         Ok(out)
     }
+}
 
-    /// Appends an admin action to the audit log.
-    pub fn audit(
-        &self,
-        actor: &str,
-        action: &str,
-        target: &str,
-        detail: &serde_json::Value,
-    ) -> Result<(), StoreError> {
-        self.conn().execute(
-            "INSERT INTO admin_audit (at, actor, action, target, detail) VALUES (?1, ?2, ?3, ?4, ?5)",
-            params![now(), actor, action, target, detail.to_string()],
-        )?;
-        Ok(())
-    }
-
-    /// The newest audit entries first.
-    pub fn audit_log(&self, limit: u32) -> Result<Vec<AuditEntry>, StoreError> {
+impl Store {
+    /// Where a policy scope sits. Workspace, team, user and key scopes must name something
+    /// that exists; project, model and provider scopes cut across the hierarchy and sit at the
+    /// organisation.
+    pub fn place_of_scope(&self, scope: &Scope) -> Result<Place, StoreError> {
         let conn = self.conn();
-        let mut st = conn.prepare(
-            "SELECT at, actor, action, target, detail FROM admin_audit ORDER BY seq DESC LIMIT ?1",
-        )?;
-        let rows = st.query_map([limit], |r| {
-            let detail: String = r.get(4)?;
-            Ok(AuditEntry {
-                at: r.get(0)?,
-                actor: r.get(1)?,
-                action: r.get(2)?,
-                target: r.get(3)?,
-                detail: serde_json::from_str(&detail).unwrap_or(serde_json::Value::Null),
-            })
-        })?;
-        Ok(rows.collect::<Result<_, _>>()?)
+        let missing = |what: &str, k: &str| {
+            StoreError::Invalid(format!("scope {what}:{k} names no existing {what}"))
+        };
+        Ok(match scope {
+            Scope::Org | Scope::Project(_) | Scope::Model(_) | Scope::Provider(_) => Place::org(),
+            Scope::Workspace(w) => Place::workspace(
+                find_workspace(&conn, w)?
+                    .ok_or_else(|| missing("workspace", w))?
+                    .id,
+            ),
+            Scope::Team(t) => find_team(&conn, t)?
+                .ok_or_else(|| missing("team", t))?
+                .place(),
+            Scope::User(u) => find_user(&conn, u)?
+                .ok_or_else(|| missing("user", u))?
+                .place(),
+            Scope::Key(k) => conn
+                .query_row(&format!("{KEY_SELECT} WHERE k.id = ?1"), [k], key_row)
+                .optional()?
+                .ok_or_else(|| missing("key", k))?
+                .place(),
+        })
     }
 }
 
-const KEY_SELECT: &str = "SELECT k.id, k.name, k.prefix, u.name, t.name, k.created_at, k.revoked_at
-     FROM api_keys k JOIN users u ON u.id = k.user_id LEFT JOIN teams t ON t.id = k.team_id";
+const TEAM_SELECT: &str = "SELECT t.id, t.name, w.id, w.name, t.created_at
+     FROM teams t JOIN workspaces w ON w.id = COALESCE(t.workspace_id, 'ws_default')";
+
+const USER_SELECT: &str = "SELECT u.id, u.name, u.email, t.name, t.id,
+     COALESCE(t.workspace_id, 'ws_default'), u.created_at
+     FROM users u LEFT JOIN teams t ON t.id = u.team_id";
+
+const KEY_SELECT: &str = "SELECT k.id, k.name, k.prefix, u.name, u.id, t.name, t.id,
+     COALESCE(t.workspace_id, 'ws_default'), k.project, k.created_at, k.revoked_at
+     FROM api_keys k LEFT JOIN users u ON u.id = k.user_id LEFT JOIN teams t ON t.id = k.team_id";
+
+fn workspace_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Workspace> {
+    Ok(Workspace {
+        id: r.get(0)?,
+        name: r.get(1)?,
+        created_at: r.get(2)?,
+    })
+}
+
+fn team_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Team> {
+    Ok(Team {
+        id: r.get(0)?,
+        name: r.get(1)?,
+        workspace_id: r.get(2)?,
+        workspace: r.get(3)?,
+        created_at: r.get(4)?,
+    })
+}
+
+fn user_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<User> {
+    Ok(User {
+        id: r.get(0)?,
+        name: r.get(1)?,
+        email: r.get(2)?,
+        team: r.get(3)?,
+        team_id: r.get(4)?,
+        workspace_id: r.get(5)?,
+        created_at: r.get(6)?,
+    })
+}
 
 fn key_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<KeyRow> {
+    let user_id: Option<String> = r.get(4)?;
     Ok(KeyRow {
         id: r.get(0)?,
         name: r.get(1)?,
         prefix: r.get(2)?,
         user: r.get(3)?,
-        team: r.get(4)?,
-        created_at: r.get(5)?,
-        revoked_at: r.get(6)?,
+        service: user_id.is_none(),
+        user_id,
+        team: r.get(5)?,
+        team_id: r.get(6)?,
+        workspace_id: r.get(7)?,
+        project: r.get(8)?,
+        created_at: r.get(9)?,
+        revoked_at: r.get(10)?,
     })
 }
 
-fn valid_name<'a>(what: &str, name: &'a str) -> Result<&'a str, StoreError> {
+pub(crate) fn valid_name<'a>(what: &str, name: &'a str) -> Result<&'a str, StoreError> {
     let name = name.trim();
     if name.is_empty() || name.len() > 200 || name.chars().any(char::is_control) {
         return Err(StoreError::Invalid(format!(
@@ -373,77 +528,127 @@ fn valid_name<'a>(what: &str, name: &'a str) -> Result<&'a str, StoreError> {
     Ok(name)
 }
 
-/// A team by id or name.
-fn find_team(conn: &Connection, key: &str) -> Result<Option<Team>, StoreError> {
+/// A workspace by id or name.
+pub(crate) fn find_workspace(
+    conn: &Connection,
+    key: &str,
+) -> Result<Option<Workspace>, StoreError> {
     Ok(conn
         .query_row(
-            "SELECT id, name, created_at FROM teams WHERE id = ?1 OR (org_id = ?2 AND name = ?1)",
+            "SELECT id, name, created_at FROM workspaces WHERE id = ?1 OR (org_id = ?2 AND name = ?1)",
             params![key, DEFAULT_ORG],
-            |r| {
-                Ok(Team {
-                    id: r.get(0)?,
-                    name: r.get(1)?,
-                    created_at: r.get(2)?,
-                })
-            },
+            workspace_row,
         )
         .optional()?)
 }
 
-/// A user by id or name: (id, name, team id).
-fn find_user(
-    conn: &Connection,
-    key: &str,
-) -> Result<Option<(String, String, Option<String>)>, StoreError> {
+/// A team by id or name.
+pub(crate) fn find_team(conn: &Connection, key: &str) -> Result<Option<Team>, StoreError> {
     Ok(conn
         .query_row(
-            "SELECT id, name, team_id FROM users WHERE id = ?1 OR (org_id = ?2 AND name = ?1)",
+            &format!("{TEAM_SELECT} WHERE t.id = ?1 OR (t.org_id = ?2 AND t.name = ?1)"),
             params![key, DEFAULT_ORG],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            team_row,
+        )
+        .optional()?)
+}
+
+/// A user by id or name.
+pub(crate) fn find_user(conn: &Connection, key: &str) -> Result<Option<User>, StoreError> {
+    Ok(conn
+        .query_row(
+            &format!("{USER_SELECT} WHERE u.id = ?1 OR (u.org_id = ?2 AND u.name = ?1)"),
+            params![key, DEFAULT_ORG],
+            user_row,
         )
         .optional()?)
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
     use tollgate_govern::hash_key;
 
-    fn key(user: &str, team: Option<&str>, secret: &str) -> NewKey {
+    fn key(user: Option<&str>, team: Option<&str>, secret: &str) -> NewKey {
         NewKey {
             hash: hash_key(secret),
             prefix: secret[..3].into(),
             name: Some("laptop".into()),
-            user: user.into(),
+            user: user.map(str::to_string),
             team: team.map(str::to_string),
+            project: None,
         }
+    }
+
+    pub(crate) fn temp_store(tag: &str) -> (Store, std::path::PathBuf) {
+        let dir = std::env::temp_dir().join(format!("tg-{tag}-{}", new_id("t")));
+        std::fs::create_dir_all(&dir).unwrap();
+        (Store::open(&dir.join("db.sqlite")).unwrap(), dir)
     }
 
     #[test]
     fn keys_resolve_to_principals_until_revoked() {
-        let dir = std::env::temp_dir().join(format!("tg-store-{}", new_id("t")));
-        std::fs::create_dir_all(&dir).unwrap();
-        let s = Store::open(&dir.join("db.sqlite")).unwrap();
-        s.create_team("platform").unwrap();
+        let (s, dir) = temp_store("store");
+        s.create_team("platform", None).unwrap();
         assert!(matches!(
-            s.create_team("platform"),
+            s.create_team("platform", None),
             Err(StoreError::Conflict(_))
         ));
         s.create_user("alice", Some("platform"), None).unwrap();
-        let k = s.create_key(&key("alice", None, "tg-secret-1")).unwrap();
+        let k = s
+            .create_key(&key(Some("alice"), None, "tg-secret-1"))
+            .unwrap();
         assert_eq!(k.team.as_deref(), Some("platform"));
         let ids = s.active_identities().unwrap();
         assert_eq!(ids.len(), 1);
         assert_eq!(ids[0].0, hash_key("tg-secret-1"));
         assert_eq!(ids[0].1.user, "alice");
         assert_eq!(ids[0].1.team.as_deref(), Some("platform"));
+        assert_eq!(ids[0].1.workspace.as_deref(), Some("default"));
+        assert_eq!(ids[0].1.workspace_id.as_deref(), Some(DEFAULT_WORKSPACE));
         let r = s.revoke_key(&k.id).unwrap();
         assert!(r.revoked_at.is_some());
         assert!(s.active_identities().unwrap().is_empty());
         assert!(matches!(
-            s.create_key(&key("bob", None, "tg-x")),
+            s.create_key(&key(Some("bob"), None, "tg-x")),
             Err(StoreError::NotFound(_))
+        ));
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
+    #[test]
+    fn workspaces_hold_teams_and_service_keys_act_for_their_team() {
+        let (s, dir) = temp_store("ws");
+        let ws = s.create_workspace("eng").unwrap();
+        assert!(matches!(
+            s.create_workspace("eng"),
+            Err(StoreError::Conflict(_))
+        ));
+        let t = s.create_team("platform", Some("eng")).unwrap();
+        assert_eq!(t.workspace_id, ws.id);
+        assert!(matches!(
+            s.create_team("x", Some("nope")),
+            Err(StoreError::NotFound(_))
+        ));
+        let mut svc = key(None, Some("platform"), "tg-svc");
+        svc.project = Some("billing".into());
+        let row = s.create_key(&svc).unwrap();
+        assert!(row.service && row.user.is_none());
+        assert_eq!(row.place(), Place::team(&ws.id, &t.id));
+        assert!(matches!(
+            s.create_key(&key(None, None, "tg-none")),
+            Err(StoreError::Invalid(_))
+        ));
+        let ids = s.active_identities().unwrap();
+        let p = &ids[0].1;
+        assert_eq!(p.user, "svc:platform");
+        assert_eq!(p.user_id, format!("svc:{}", t.id));
+        assert_eq!(p.workspace.as_deref(), Some("eng"));
+        assert_eq!(p.default_project.as_deref(), Some("billing"));
+        assert!(matches!(
+            s.create_user("svc:platform", None, None),
+            Err(StoreError::Invalid(_))
         ));
         std::fs::remove_dir_all(&dir).ok();
     }

@@ -12,6 +12,9 @@ pub enum StoreError {
     /// The caller's input is unusable.
     #[error("{0}")]
     Invalid(String),
+    /// A sealed secret could not be sealed or opened (wrong master key, altered row).
+    #[error(transparent)]
+    Secret(#[from] crate::secrets::SecretError),
     /// The database itself failed.
     #[error("database error: {0}")]
     Db(#[from] rusqlite::Error),

@@ -626,3 +626,64 @@ alert_thresholds = []
     assert_eq!(v["alert"]["policy"], "alice daily");
     assert_eq!(v["alert"]["user"], "alice");
 }
+
+#[tokio::test]
+async fn an_administrator_sees_a_policys_spend_and_resets_it_explicitly() {
+    let s = Setup::with("").await;
+    let key = std::fs::read_to_string(s.gw.data_dir.join("admin.key")).unwrap();
+    let admin = |method: &str, path: &str, body: Option<Value>| {
+        let req = http::Request::builder()
+            .method(method)
+            .uri(format!("{}/admin/v1/{path}", s.gw.url))
+            .header("authorization", format!("Bearer {}", key.trim()))
+            .header("content-type", "application/json")
+            .body(http_body_util::Full::new(Bytes::from(
+                body.map(|b| b.to_string()).unwrap_or_default(),
+            )))
+            .unwrap();
+        let c = s.client.clone();
+        async move { send(&c, req).await }
+    };
+    let created = admin(
+        "POST",
+        "policies",
+        Some(serde_json::json!({
+            "scope": "team:platform", "name": "platform daily",
+            "budgets": [{"period": "day", "amount_usd": 1.0, "enforcement": "strict"}]
+        })),
+    )
+    .await;
+    assert_eq!(created.status, 200, "{}", created.text());
+    let id = created.json()["id"].as_str().unwrap().to_string();
+    // $0.06 each, admitted while the worst case (about $0.12) still fits under $1.00.
+    let usage_hdr = [("x-mock-usage", "10000,1000,0,0")];
+    let body = padded_body(OPUS, 12_000, 1000);
+    let mut served = 0;
+    loop {
+        let r = s.post(body.clone(), &usage_hdr).await;
+        match r.status {
+            200 => served += 1,
+            429 => break,
+            other => panic!("unexpected {other}: {}", r.text()),
+        }
+        assert!(served < 100, "the budget never refused");
+    }
+    let usage = admin("GET", &format!("policies/{id}/usage"), None)
+        .await
+        .json();
+    let b = &usage["budgets"][0];
+    let settled = b["settled_usd"].as_f64().unwrap();
+    assert!((settled - 0.06 * f64::from(served)).abs() < 1e-9, "{usage}");
+    assert!(settled <= 1.0 && settled > 0.8, "{usage}");
+    assert_eq!(b["reserved_usd"], 0.0);
+    assert!(b["resets_at_unix_ms"].as_i64().is_some());
+
+    let reset = admin("POST", &format!("policies/{id}/reset"), None).await;
+    assert_eq!(reset.status, 200, "{}", reset.text());
+    assert_eq!(s.post(body, &usage_hdr).await.status, 200);
+    let audit = s.gw.admin_get("audit").await;
+    assert!(
+        audit.to_string().contains("policy.reset_budgets"),
+        "the reset is audited: {audit}"
+    );
+}

@@ -17,4 +17,4 @@ mod sqlite;
 
 pub use record::JournalRecord;
 pub use segments::{Journal, JournalConfig};
-pub use sqlite::{JournalQuery, JournalReader, SpendBy, SpendRow};
+pub use sqlite::{JournalQuery, JournalReader, SpendBy, SpendQuery, SpendRow};

@@ -117,6 +117,65 @@ pub struct JournalQuery {
     pub session: Option<String>,
     pub status: Option<u16>,
     pub since_unix_ms: Option<i64>,
+    /// Only requests started before this time.
+    pub until_unix_ms: Option<i64>,
+    /// Only requests of these teams (`None` inside: requests without a team); what a team or
+    /// workspace admin may see.
+    pub only_teams: Option<Vec<Option<String>>>,
+}
+
+/// A spend report: grouping, period and the same visibility filters as a listing.
+#[derive(Debug, Clone)]
+pub struct SpendQuery {
+    pub by: SpendBy,
+    pub since_unix_ms: Option<i64>,
+    /// Exclusive end of the period.
+    pub until_unix_ms: Option<i64>,
+    /// Only requests of these teams (`None` inside: requests without a team).
+    pub only_teams: Option<Vec<Option<String>>>,
+    /// Only requests of this user.
+    pub user: Option<String>,
+}
+
+impl SpendQuery {
+    /// Everything, grouped by `by`.
+    pub fn new(by: SpendBy) -> SpendQuery {
+        SpendQuery {
+            by,
+            since_unix_ms: None,
+            until_unix_ms: None,
+            only_teams: None,
+            user: None,
+        }
+    }
+}
+
+/// Appends ` AND (team IN (…) OR team IS NULL)` for a team allow-list.
+fn push_team_filter(
+    sql: &mut String,
+    args: &mut Vec<rusqlite::types::Value>,
+    teams: &[Option<String>],
+) {
+    let mut alternatives = Vec::new();
+    let named: Vec<&String> = teams.iter().flatten().collect();
+    if !named.is_empty() {
+        let marks: Vec<String> = named
+            .iter()
+            .map(|t| {
+                args.push((*t).clone().into());
+                format!("?{}", args.len())
+            })
+            .collect();
+        alternatives.push(format!("team IN ({})", marks.join(",")));
+    }
+    if teams.iter().any(Option::is_none) {
+        alternatives.push("team IS NULL".into());
+    }
+    if alternatives.is_empty() {
+        sql.push_str(" AND 0");
+    } else {
+        sql.push_str(&format!(" AND ({})", alternatives.join(" OR ")));
+    }
 }
 
 /// How spend is grouped.
@@ -216,6 +275,12 @@ impl JournalReader {
         if let Some(t) = q.since_unix_ms {
             add("started_unix_ms >=", t.into());
         }
+        if let Some(t) = q.until_unix_ms {
+            add("started_unix_ms <", t.into());
+        }
+        if let Some(teams) = &q.only_teams {
+            push_team_filter(&mut sql, &mut args, teams);
+        }
         let limit = if q.limit == 0 {
             100
         } else {
@@ -242,17 +307,37 @@ impl JournalReader {
         by: SpendBy,
         since_unix_ms: Option<i64>,
     ) -> rusqlite::Result<Vec<SpendRow>> {
-        let col = by.column();
+        self.spend_report(&SpendQuery {
+            since_unix_ms,
+            ..SpendQuery::new(by)
+        })
+    }
+
+    /// Spend for a period and visibility, grouped, largest cost first.
+    pub fn spend_report(&self, q: &SpendQuery) -> rusqlite::Result<Vec<SpendRow>> {
+        let col = q.by.column();
+        let mut args: Vec<rusqlite::types::Value> = vec![
+            q.since_unix_ms.unwrap_or(i64::MIN).into(),
+            q.until_unix_ms.unwrap_or(i64::MAX).into(),
+        ];
+        let mut filter = String::new();
+        if let Some(u) = &q.user {
+            args.push(u.clone().into());
+            filter.push_str(&format!(" AND user = ?{}", args.len()));
+        }
+        if let Some(teams) = &q.only_teams {
+            push_team_filter(&mut filter, &mut args, teams);
+        }
         let sql = format!(
             "SELECT {col} AS g, COUNT(*), SUM(input_tokens), SUM(output_tokens),
                     SUM(cache_creation_input_tokens), SUM(cache_read_input_tokens),
                     COALESCE(SUM(cost_nanos), 0), SUM(cost_unknown)
-             FROM requests WHERE started_unix_ms >= ?1 GROUP BY g
-             ORDER BY COALESCE(SUM(cost_nanos), 0) DESC, g"
+             FROM requests WHERE started_unix_ms >= ?1 AND started_unix_ms < ?2{filter}
+             GROUP BY g ORDER BY COALESCE(SUM(cost_nanos), 0) DESC, g"
         );
         let conn = self.conn.lock().unwrap_or_else(|e| e.into_inner());
         let mut st = conn.prepare(&sql)?;
-        let rows = st.query_map([since_unix_ms.unwrap_or(i64::MIN)], |r| {
+        let rows = st.query_map(params_from_iter(args), |r| {
             let cost: i64 = r.get(6)?;
             Ok(SpendRow {
                 group: r.get(0)?,
@@ -345,6 +430,30 @@ mod tests {
             })
             .unwrap();
         assert_eq!(only_bob.len(), 1);
+        let none = reader
+            .list(&JournalQuery {
+                only_teams: Some(vec![Some("nobody".into())]),
+                ..Default::default()
+            })
+            .unwrap();
+        assert!(none.is_empty());
+        let teamless = reader
+            .spend_report(&SpendQuery {
+                only_teams: Some(vec![None]),
+                user: Some("alice".into()),
+                until_unix_ms: Some(1_001),
+                ..SpendQuery::new(SpendBy::User)
+            })
+            .unwrap();
+        assert_eq!(teamless.len(), 1);
+        assert_eq!(teamless[0].cost_nanos, 12);
+        let before = reader
+            .spend_report(&SpendQuery {
+                until_unix_ms: Some(1_000),
+                ..SpendQuery::new(SpendBy::User)
+            })
+            .unwrap();
+        assert!(before.is_empty());
         j2.shutdown();
         std::fs::remove_dir_all(&dir).ok();
     }

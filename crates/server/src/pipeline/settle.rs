@@ -123,6 +123,9 @@ impl Recorder {
             r.org = Some(p.org_id.clone());
             r.team = p.team.clone();
             r.user = Some(p.user.clone());
+            if r.project.is_none() {
+                r.project = p.default_project.clone();
+            }
         });
     }
 

@@ -63,6 +63,7 @@ pub struct Gateway {
     pub data_dir: PathBuf,
     config_path: PathBuf,
     log_path: PathBuf,
+    extra_env: Vec<(String, String)>,
     child: Option<Child>,
     // Declared last so the child is gone before its directory is removed.
     _dir: TempDir,
@@ -76,6 +77,16 @@ impl Gateway {
 
     /// Like [`start`](Self::start), with extra TOML appended to the config file.
     pub async fn start_with(upstream_url: &str, extra_toml: &str) -> Gateway {
+        Self::start_with_env(upstream_url, extra_toml, &[]).await
+    }
+
+    /// Like [`start_with`](Self::start_with), with extra environment variables for the
+    /// gateway process (kept across restarts).
+    pub async fn start_with_env(
+        upstream_url: &str,
+        extra_toml: &str,
+        env: &[(&str, &str)],
+    ) -> Gateway {
         let dir = TempDir::new("gw");
         let data_dir = dir.path().join("data");
         let config_path = dir.path().join("tollgate.toml");
@@ -89,6 +100,10 @@ impl Gateway {
             data_dir,
             config_path,
             log_path,
+            extra_env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
             child: None,
             _dir: dir,
         };
@@ -112,6 +127,8 @@ impl Gateway {
             .env(UPSTREAM_KEY_ENV, UPSTREAM_KEY)
             .env_remove("ANTHROPIC_API_KEY")
             .env_remove("TOLLGATE_ADMIN_KEY")
+            .env_remove("TOLLGATE_MASTER_KEY")
+            .envs(self.extra_env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::from(log))
@@ -147,6 +164,16 @@ impl Gateway {
             .strip_prefix("tollgate listening on ")
             .unwrap_or_else(|| panic!("unexpected first line from tollgate serve: {line:?}"));
         self.url = url.to_string();
+    }
+
+    /// The temporary directory holding the data directory, config and log.
+    pub fn root(&self) -> &Path {
+        self._dir.path()
+    }
+
+    /// Everything the gateway wrote to standard error so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log_path).unwrap_or_default()
     }
 
     /// The last part of the gateway's standard error, for failure messages.
