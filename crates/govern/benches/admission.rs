@@ -54,6 +54,7 @@ async fn run(name: &str, store: Arc<dyn CounterStore>, secs: u64) -> String {
         local: Arc::new(MemoryStore::new(clock.clone())),
         on_failure: OnStoreFailure::FailClosed,
         ttl: Duration::from_secs(600),
+        on_store_error: None,
     };
     #[derive(serde::Deserialize)]
     struct File {

@@ -80,7 +80,12 @@ pub struct Counters {
     pub on_failure: OnStoreFailure,
     /// How long reservations and concurrency slots live without a settle.
     pub ttl: Duration,
+    /// Told when `store` fails during admission (the gateway raises an alert).
+    pub on_store_error: Option<StoreErrorHook>,
 }
+
+/// Called with the error each time the shared counter store fails during admission.
+pub type StoreErrorHook = Arc<dyn Fn(&StoreError) + Send + Sync>;
 
 /// Why a request was refused, with what a developer needs to act on it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -754,6 +759,9 @@ async fn take_counters(
 
 fn store_failed_for(c: &Counters, e: &StoreError, governs_spend: bool) -> Result<(), Refusal> {
     tracing::error!(error = %e, "counter store unreachable during admission");
+    if let Some(hook) = &c.on_store_error {
+        hook(e);
+    }
     match c.on_failure {
         OnStoreFailure::FailClosed if governs_spend => Err(Refusal::StoreUnavailable),
         _ => Ok(()),

@@ -19,6 +19,9 @@ pub enum AlertKind {
     HardCapBlocked,
     /// The runaway-loop breaker stopped a session.
     LoopBreakerFired,
+    /// The shared counter store (Redis) could not be reached; hard budgets fail closed (or
+    /// open, as configured) and rate limits count per replica until it is back.
+    CounterStoreUnavailable,
 }
 
 /// One alert, as sent to webhooks (generic JSON) and kept in the delivery log.

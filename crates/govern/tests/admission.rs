@@ -25,6 +25,7 @@ fn counters(store: Arc<dyn CounterStore>, clock: Arc<dyn Clock>) -> Counters {
         local: Arc::new(MemoryStore::new(clock)),
         on_failure: OnStoreFailure::FailClosed,
         ttl: Duration::from_secs(600),
+        on_store_error: None,
     }
 }
 

@@ -10,7 +10,8 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
-use tollgate_govern::admission::{Counters, OnStoreFailure};
+use tollgate_govern::admission::{Counters, OnStoreFailure, StoreErrorHook};
+use tollgate_govern::alerts::{AlertEvent, AlertKind};
 use tollgate_govern::limits::{
     Clock, CounterStore, MemoryStore, RedisConfig, RedisStore, SystemClock,
 };
@@ -146,8 +147,8 @@ pub async fn build_state(config: Config, data_dir: &Path) -> Result<Arc<AppState
         ..Default::default()
     };
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let counters = counters(&config.governance, clock.clone()).await?;
     let alerts = crate::alerts::Alerts::start(&config.alerts, store.clone())?;
+    let counters = counters(&config.governance, clock.clone(), alerts.clone()).await?;
     let state = Arc::new(AppState {
         config,
         identities: Identities::default(),
@@ -173,11 +174,15 @@ pub async fn build_state(config: Config, data_dir: &Path) -> Result<Arc<AppState
 
 /// The counter stores `[governance]` asks for. The local store always exists: it is the whole
 /// store on a single node and the fallback for rate limits when Redis is unreachable.
-async fn counters(g: &GovernanceSection, clock: Arc<dyn Clock>) -> Result<Counters, String> {
+async fn counters(
+    g: &GovernanceSection,
+    clock: Arc<dyn Clock>,
+    alerts: crate::alerts::Alerts,
+) -> Result<Counters, String> {
     let local: Arc<dyn CounterStore> = Arc::new(MemoryStore::new(clock.clone()));
     let store: Arc<dyn CounterStore> = match (g.counters, &g.redis_url) {
         (CounterBackend::Redis, Some(url)) => Arc::new(
-            RedisStore::connect(RedisConfig::new(url.clone()), clock)
+            RedisStore::connect(RedisConfig::new(url.clone()), clock.clone())
                 .await
                 .map_err(|e| format!("[governance] redis: {e}"))?,
         ),
@@ -191,6 +196,47 @@ async fn counters(g: &GovernanceSection, clock: Arc<dyn Clock>) -> Result<Counte
             StoreFailure::FailOpen => OnStoreFailure::FailOpen,
         },
         ttl: Duration::from_secs(g.reservation_ttl_secs),
+        on_store_error: Some(store_down_alert(alerts, clock)),
+    })
+}
+
+/// Alerts that the shared counter store is down, at most once per ten minutes per replica (it
+/// cannot be deduplicated through the store that is down).
+fn store_down_alert(alerts: crate::alerts::Alerts, clock: Arc<dyn Clock>) -> StoreErrorHook {
+    let last = Arc::new(std::sync::atomic::AtomicI64::new(i64::MIN));
+    Arc::new(move |e| {
+        let now = clock.now().0;
+        let prev = last.load(std::sync::atomic::Ordering::Relaxed);
+        if prev != i64::MIN && now.saturating_sub(prev) < 600_000 {
+            return;
+        }
+        if last
+            .compare_exchange(
+                prev,
+                now,
+                std::sync::atomic::Ordering::Relaxed,
+                std::sync::atomic::Ordering::Relaxed,
+            )
+            .is_err()
+        {
+            return;
+        }
+        alerts.send(AlertEvent {
+            kind: AlertKind::CounterStoreUnavailable,
+            policy: String::new(),
+            policy_id: String::new(),
+            period: None,
+            threshold_percent: None,
+            spent_usd: None,
+            cap_usd: None,
+            hard: None,
+            session_id: None,
+            team: None,
+            user: None,
+            request_id: None,
+            message: format!("the shared counter store is unreachable ({e}); hard budgets follow [governance] on_store_failure, rate limits count per replica"),
+            at_unix_ms: now,
+        });
     })
 }
 

@@ -687,3 +687,67 @@ async fn an_administrator_sees_a_policys_spend_and_resets_it_explicitly() {
         "the reset is audited: {audit}"
     );
 }
+
+#[tokio::test]
+async fn with_redis_gone_hard_budgets_fail_closed_rate_limits_go_on_and_an_alert_fires() {
+    let mut redis = RedisServer::start();
+    let hook = tollgate_testkit::RecordingSink::start(&[]).await.unwrap();
+    let s = Setup::with(&format!(
+        r#"
+[governance]
+counters = "redis"
+redis_url = "{}"
+
+[[alerts.webhooks]]
+url = "{}/hook"
+
+[[policies]]
+scope = "team:platform"
+name = "platform budget"
+[[policies.budgets]]
+period = "month"
+amount_usd = 100.0
+
+[[policies]]
+scope = "team:ops"
+name = "ops rate"
+rate = {{ requests_per_minute = 2 }}
+"#,
+        redis.url(),
+        hook.url()
+    ))
+    .await;
+    let ops_key = s.gw.create_key("olga", "ops").await;
+    let ops = |body: String| {
+        let url = format!("{}/v1/messages", s.gw.url);
+        let req = messages_request(&url, &ops_key, body, &[]);
+        let c = s.client.clone();
+        async move { send(&c, req).await }
+    };
+    assert_eq!(s.post(simple_body(HAIKU, false), &[]).await.status, 200);
+    redis.stop();
+
+    let r = s.post(simple_body(HAIKU, false), &[]).await;
+    assert_eq!(r.status, 503, "{}", r.text());
+    assert_eq!(r.header("x-should-retry"), Some("true"));
+    assert!(
+        error_of(&r).1.contains("budgets cannot be checked"),
+        "{}",
+        r.text()
+    );
+    // The rate limit goes on per replica: 2 through, the third refused.
+    assert_eq!(ops(simple_body(HAIKU, false)).await.status, 200);
+    assert_eq!(ops(simple_body(HAIKU, false)).await.status, 200);
+    assert_eq!(ops(simple_body(HAIKU, false)).await.status, 429);
+
+    wait_until("a store-down alert", || !hook.received().is_empty()).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let got = hook.received();
+    assert_eq!(
+        got.len(),
+        1,
+        "one alert however many requests met the outage: {got:?}"
+    );
+    let v: Value = serde_json::from_slice(&got[0].1).unwrap();
+    assert_eq!(v["alert"]["kind"], "counter_store_unavailable");
+}
