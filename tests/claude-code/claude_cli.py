@@ -69,9 +69,11 @@ def run_claude_cli(
     env: dict[str, str],
     timeout: float,
     allowed_tools: str = "Bash,Agent",
+    on_timeout=None,
 ) -> Run:
     """Runs `claude -p PROMPT` headless with a minimal environment (nothing of the caller's that
-    could carry Anthropic credentials) plus `env`, in a fresh home and project directory."""
+    could carry Anthropic, AWS or Google credentials) plus `env`, in a fresh home and project
+    directory; `on_timeout` adds the other side's story to a timeout failure."""
     import time
 
     home = tmp_path / "home"
@@ -102,7 +104,8 @@ def run_claude_cli(
     except subprocess.TimeoutExpired as exc:
         pytest.fail(
             f"claude -p did not finish within {timeout}s\n"
-            f"stdout:\n{exc.stdout!r}\nstderr:\n{exc.stderr!r}",
+            f"stdout:\n{exc.stdout!r}\nstderr:\n{exc.stderr!r}\n"
+            + (on_timeout() if on_timeout else ""),
             pytrace=False,
         )
     return Run(done, time.monotonic() - started)

@@ -9,17 +9,14 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import os
 import re
-import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from claude_cli import Run, find_claude
+from claude_cli import Run, find_claude, run_claude_cli
 
 if "tollgate_shared_fixtures" not in sys.modules:
     # Run on its own (`pytest tests/claude-code`), pytest does not read tests/conftest.py.
@@ -55,46 +52,15 @@ def _fresh_upstream_recording(upstream):
 @pytest.fixture
 def run_claude(claude_bin, gateway, tmp_path):
     def run(prompt: str, key: str, max_retries: int | None = 2) -> Run:
-        home = tmp_path / "home"
-        workdir = tmp_path / "project"
-        home.mkdir(exist_ok=True)
-        workdir.mkdir(exist_ok=True)
-        # A minimal environment: nothing from the caller's may carry Anthropic credentials.
         env = {
-            "PATH": os.environ.get("PATH", "/usr/local/bin:/usr/bin:/bin"),
-            "HOME": str(home),
-            "LANG": "C.UTF-8",
-            "TMPDIR": str(tmp_path),
             "ANTHROPIC_BASE_URL": gateway.url,
             "ANTHROPIC_AUTH_TOKEN": key,
             "ANTHROPIC_CUSTOM_HEADERS": f"x-tollgate-project: {PROJECT}",
-            "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
-            "DISABLE_AUTOUPDATER": "1",
         }
         if max_retries is not None:
             # A broken gateway then fails a run in seconds instead of minutes of backoff.
             env["CLAUDE_CODE_MAX_RETRIES"] = str(max_retries)
-        argv = [
-            claude_bin, "-p", prompt, "--output-format", "json", "--allowedTools", "Bash,Agent",
-        ]  # fmt: skip
-        started = time.monotonic()
-        try:
-            done = subprocess.run(
-                argv,
-                cwd=workdir,
-                env=env,
-                capture_output=True,
-                text=True,
-                timeout=CLAUDE_TIMEOUT,
-                stdin=subprocess.DEVNULL,
-            )
-        except subprocess.TimeoutExpired as exc:
-            pytest.fail(
-                f"claude -p did not finish within {CLAUDE_TIMEOUT}s\n"
-                f"stdout:\n{exc.stdout!r}\nstderr:\n{exc.stderr!r}",
-                pytrace=False,
-            )
-        return Run(done, time.monotonic() - started)
+        return run_claude_cli(claude_bin, tmp_path, prompt, env, CLAUDE_TIMEOUT)
 
     return run
 

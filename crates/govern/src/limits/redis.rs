@@ -402,6 +402,30 @@ impl RedisStore {
         )
     }
 
+    /// Adds each budget's hash and expiry index as keys and its cap and key TTL as arguments,
+    /// in the layout RESERVE and ADMIT share; returns what the reservation will hold.
+    fn budget_args(
+        &self,
+        inv: &mut ScriptInvocation<'_>,
+        limits: &[BudgetLimit],
+        now: UnixMs,
+    ) -> Vec<ReservedKey> {
+        limits
+            .iter()
+            .map(|l| {
+                let period = period_of(l.window, now);
+                let (h, z) = self.budget_keys(&l.key, l.window, period.start);
+                inv.key(h).key(z);
+                inv.arg(l.cap_nanos).arg(key_ttl_ms(period.end, now));
+                ReservedKey {
+                    key: l.key.clone(),
+                    window: l.window,
+                    period,
+                }
+            })
+            .collect()
+    }
+
     async fn run<T: FromRedisValue>(&self, inv: &ScriptInvocation<'_>) -> Result<T, StoreError> {
         let mut conn = self.conn.clone();
         timed(self.op_timeout, inv.invoke_async(&mut conn)).await
@@ -422,18 +446,7 @@ impl RedisStore {
             .arg(id.to_string())
             .arg(amount_nanos)
             .arg(expires_at.0);
-        let mut keys = Vec::with_capacity(limits.len());
-        for l in &limits {
-            let period = period_of(l.window, now);
-            let (h, z) = self.budget_keys(&l.key, l.window, period.start);
-            inv.key(h).key(z);
-            inv.arg(l.cap_nanos).arg(key_ttl_ms(period.end, now));
-            keys.push(ReservedKey {
-                key: l.key.clone(),
-                window: l.window,
-                period,
-            });
-        }
+        let keys = self.budget_args(&mut inv, &limits, now);
         let reply: Vec<i64> = self.run(&inv).await?;
         match reply.as_slice() {
             [1] => Ok(Admission::Allowed(Reservation {
@@ -507,18 +520,7 @@ impl RedisStore {
                 .arg(*amount)
                 .arg(expires_at.0)
                 .arg(limits.len());
-            let mut keys = Vec::with_capacity(limits.len());
-            for l in &limits {
-                let period = period_of(l.window, now);
-                let (h, z) = self.budget_keys(&l.key, l.window, period.start);
-                inv.key(h).key(z);
-                inv.arg(l.cap_nanos).arg(key_ttl_ms(period.end, now));
-                keys.push(ReservedKey {
-                    key: l.key.clone(),
-                    window: l.window,
-                    period,
-                });
-            }
+            let keys = self.budget_args(&mut inv, &limits, now);
             reservations.push(Reservation {
                 id,
                 keys,
