@@ -11,6 +11,68 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+/// Prompt bytes per simulated token (the usual rule of thumb for English and code).
+const BYTES_PER_TOKEN: u64 = 4;
+
+/// The size of a prompt and of its cacheable prefix, in bytes of JSON.
+///
+/// A prompt is read in the order the API caches it — `tools`, then `system`, then `messages` —
+/// and its cacheable prefix ends with the last block that carries `cache_control`, as a real
+/// cache breakpoint does. Sizes are those of each part's JSON, whatever the key order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct PromptShape {
+    pub bytes: u64,
+    pub cacheable_bytes: u64,
+}
+
+impl PromptShape {
+    /// Reads a Messages body; an unreadable one counts whole and uncached.
+    pub fn of(body: &[u8]) -> Self {
+        let Ok(v) = serde_json::from_slice::<serde_json::Value>(body) else {
+            return Self {
+                bytes: body.len() as u64,
+                cacheable_bytes: 0,
+            };
+        };
+        let mut shape = Self::default();
+        let mut add = |part: &serde_json::Value| {
+            shape.bytes += part.to_string().len() as u64;
+            if part.get("cache_control").is_some() {
+                shape.cacheable_bytes = shape.bytes;
+            }
+        };
+        let blocks = |v: Option<&serde_json::Value>| -> Vec<serde_json::Value> {
+            match v {
+                Some(serde_json::Value::Array(a)) => a.clone(),
+                Some(other @ serde_json::Value::String(_)) => vec![other.clone()],
+                _ => Vec::new(),
+            }
+        };
+        for t in blocks(v.get("tools")) {
+            add(&t);
+        }
+        for b in blocks(v.get("system")) {
+            add(&b);
+        }
+        for m in blocks(v.get("messages")) {
+            for b in blocks(m.get("content")) {
+                add(&b);
+            }
+        }
+        shape
+    }
+
+    /// Input tokens of the prompt (at least one).
+    pub fn tokens(&self) -> u64 {
+        self.bytes.div_ceil(BYTES_PER_TOKEN).max(1)
+    }
+
+    /// Tokens up to and including the last cache breakpoint.
+    pub fn cacheable_tokens(&self) -> u64 {
+        self.cacheable_bytes.div_ceil(BYTES_PER_TOKEN)
+    }
+}
+
 /// Entries kept at most; past this, expired entries are swept and, if that is not enough, the
 /// cache starts over (a test tool must not grow without bound).
 const MAX_ENTRIES: usize = 100_000;
@@ -70,6 +132,23 @@ impl PromptCache {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_cacheable_prefix_ends_with_the_last_breakpoint_whatever_the_key_order() {
+        let body = br#"{"messages":[{"role":"user","content":[{"cache_control":{"type":"ephemeral"},"text":"abcdefgh","type":"text"}]},{"role":"user","content":"tail of the prompt"}],"model":"m","system":[{"cache_control":{"type":"ephemeral"},"text":"a long system prompt","type":"text"}]}"#;
+        let s = PromptShape::of(body);
+        let system =
+            r#"{"cache_control":{"type":"ephemeral"},"text":"a long system prompt","type":"text"}"#
+                .len() as u64;
+        let first = r#"{"cache_control":{"type":"ephemeral"},"text":"abcdefgh","type":"text"}"#
+            .len() as u64;
+        assert_eq!(s.cacheable_bytes, system + first);
+        assert_eq!(
+            s.bytes,
+            system + first + r#""tail of the prompt""#.len() as u64
+        );
+        assert_eq!(PromptShape::of(b"{").cacheable_bytes, 0);
+    }
 
     #[test]
     fn a_growing_conversation_reads_its_previous_prefix() {

@@ -36,9 +36,6 @@ use std::time::Duration;
 use tollgate_wire::anthropic::{error_body, read_request};
 use tollgate_wire::headers::{REQUEST_ID, X_CLAUDE_CODE_AGENT_ID, X_CLAUDE_CODE_SESSION_ID};
 
-/// Prompt bytes per simulated token (the usual rule of thumb for English and code).
-const BYTES_PER_TOKEN: u64 = 4;
-
 /// A configured simulator. Clones share settings, cache and counters.
 #[derive(Clone)]
 pub struct SimulatorUpstream {
@@ -156,6 +153,9 @@ impl SimulatorUpstream {
     ) -> Response<SimBody> {
         let s = self.settings();
         let n = self.inner.seq.fetch_add(1, Ordering::Relaxed) + 1;
+        // The provider's name in the request id tells a test (or a person reading a journal)
+        // which simulator answered.
+        let n = &format!("{}_{n:08}", self.name);
         let facts = match read_request(body) {
             Ok(f) => f,
             Err(e) => return error(400, &e.to_string(), None, n),
@@ -163,7 +163,8 @@ impl SimulatorUpstream {
         let Some(model) = facts.model else {
             return error(400, "model: field required", None, n);
         };
-        let prompt_tokens = (body.len() as u64).div_ceil(BYTES_PER_TOKEN).max(1);
+        let prompt = cache::PromptShape::of(body);
+        let prompt_tokens = prompt.tokens();
         let path = api_path.split('?').next().unwrap_or(api_path);
         if path.ends_with("/count_tokens") {
             return answer(
@@ -178,20 +179,17 @@ impl SimulatorUpstream {
             let retry_after = s.retry_after.filter(|_| status == 429 || status == 529);
             return error(status, message, retry_after, n);
         }
-        // The prompt up to its last cache breakpoint is what a real cache could store.
-        let cacheable = memchr::memmem::rfind(body, b"\"cache_control\"")
-            .map_or(0, |at| at as u64 / BYTES_PER_TOKEN);
         let usage = self.inner.cache.split(
             cache_key(&model, headers),
             prompt_tokens,
-            cacheable,
+            prompt.cacheable_tokens(),
             s.cache_ttl,
         );
         let output_tokens = s
             .output_tokens
             .min(facts.max_tokens.unwrap_or(u64::MAX))
             .max(1);
-        let id = format!("msg_sim_{n:08}");
+        let id = format!("msg_sim_{n}");
         let m = response::Message {
             id: &id,
             model: &model,
@@ -298,7 +296,7 @@ fn cache_key(model: &str, headers: &HeaderMap) -> Option<String> {
 fn answer(
     status: StatusCode,
     content_type: &'static str,
-    n: u64,
+    n: &str,
     body: SimBody,
 ) -> Response<SimBody> {
     let mut r = Response::new(body);
@@ -314,13 +312,13 @@ fn answer(
             HeaderValue::from_static("no-cache"),
         );
     }
-    if let Ok(v) = HeaderValue::from_str(&format!("req_sim_{n:08}")) {
+    if let Ok(v) = HeaderValue::from_str(&format!("req_sim_{n}")) {
         h.insert(REQUEST_ID, v);
     }
     r
 }
 
-fn error(status: u16, message: &str, retry_after: Option<u64>, n: u64) -> Response<SimBody> {
+fn error(status: u16, message: &str, retry_after: Option<u64>, n: &str) -> Response<SimBody> {
     let (kind, _) = response::error_kind(status);
     let code = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let mut r = answer(

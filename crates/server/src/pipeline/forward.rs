@@ -4,7 +4,7 @@
 //! request runs out of attempts or time. Only failures the route falls back on (by default 429,
 //! 5xx, 529, timeouts, refused connections) lead to another attempt, and only while nothing has
 //! reached the client; the last failure's answer is relayed as the upstream gave it. A stream
-//! is committed to an upstream once its first content event arrives — when another attempt
+//! is committed to an upstream once its first content delta arrives — when another attempt
 //! could still follow, the events before it (`message_start`, `ping`) are held back so an
 //! upstream that fails at once (an `event: error`, a cut connection) is replaced unseen. After
 //! that, a failure reaches the client as an `event: error` in its dialect ([`StreamRelay`]).
@@ -552,7 +552,8 @@ async fn send(
     }
 }
 
-/// Reads a stream up to its first content event, holding back what came before. `sse` says the
+/// Reads a stream up to its first content delta (or any event that is not `message_start`,
+/// `ping` or `content_block_start`), holding back what came before. `sse` says the
 /// stream is Anthropic SSE (events can be read); for other framings the first data commits.
 async fn first_content(
     body: &mut ResponseBody,
@@ -598,10 +599,8 @@ async fn first_content(
                 return;
             }
             match ev.name {
-                "content_block_start"
-                | "content_block_delta"
-                | "message_delta"
-                | "message_stop" => verdict = Some(Ok(())),
+                // What comes before the first token: safe to hold back and to throw away.
+                "message_start" | "ping" | "content_block_start" | "" => {}
                 "error" => {
                     let facts = read_response(&ev.data);
                     let (kind, message) = facts
@@ -612,7 +611,8 @@ async fn first_content(
                         format!("{kind}: {message}"),
                     )));
                 }
-                _ => {}
+                // Content, or an event this gateway does not know: the client must see it.
+                _ => verdict = Some(Ok(())),
             }
         });
         held.push(data);
