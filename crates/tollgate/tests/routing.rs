@@ -744,3 +744,68 @@ targets = [{ provider = "cache-a" }, { provider = "cache-b" }]
         assert_eq!(rec["affinity"], affinity, "{rec}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_target_that_cannot_take_the_request_passes_it_on() {
+    let rig = Rig::start(&format!(
+        "{}{}",
+        sim("counter", ""),
+        r#"
+[[providers]]
+name = "bedrock"
+kind = "bedrock"
+region = "us-east-1"
+access_key_id = "AKIDEXAMPLE"
+secret_access_key = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"
+endpoint = "http://127.0.0.1:9"
+
+[[models]]
+name = "claude-sonnet-4-5"
+providers = { bedrock = "us.anthropic.claude-sonnet-4-5-20250929-v1:0", counter = "claude-sonnet-4-5" }
+
+[[models]]
+name = "claude-haiku-4-5"
+providers = { counter = "claude-haiku-4-5" }
+
+[[routes]]
+name = "r"
+match = ["claude-sonnet-4-5", "claude-haiku-4-5"]
+targets = [{ provider = "bedrock" }, { provider = "counter" }]
+"#
+    ))
+    .await;
+    // Bedrock offers no count_tokens: the simulator counts instead, and Bedrock's breaker is
+    // not charged for it.
+    let reply = send(
+        &rig.client,
+        messages_request(
+            &format!("{}/v1/messages/count_tokens", rig.gw.url),
+            &rig.key,
+            format!(r#"{{"model":"{SONNET}","messages":[{{"role":"user","content":"hi"}}]}}"#),
+            &[],
+        ),
+    )
+    .await;
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    assert!(reply.json()["input_tokens"].as_u64().unwrap() > 0);
+    let rec = rig.gw.record(&reply.request_id()).await;
+    let a = attempts(&rec);
+    assert_eq!(a[0].0, "bedrock", "{rec}");
+    assert!(
+        rec["attempts"][0]["error"]
+            .as_str()
+            .unwrap()
+            .contains("count_tokens is not offered"),
+        "{rec}"
+    );
+    assert_eq!(
+        a[1],
+        ("counter".into(), Some(200), "fallback".into()),
+        "{rec}"
+    );
+
+    // A model the first target does not serve (per [[models]]) goes to one that does.
+    let reply = rig.ask(simple_body("claude-haiku-4-5", false), &[]).await;
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    assert_eq!(served_by(&reply), "counter");
+}

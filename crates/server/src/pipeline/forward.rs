@@ -158,30 +158,33 @@ pub async fn forward(
         // Whether a failure of this attempt could still be replaced by another.
         let can_continue = |schedule: &Schedule| schedule.peek(Instant::now(), available).is_some();
         rec.set_provider(attempt.name(), attempt.model());
-        let model_id = match model_for(&r, attempt) {
-            Ok(m) => m,
-            Err(e) => {
-                // Not the target's fault: the route sends a model its provider does not serve.
-                lease.neutral();
-                AttemptLog::start(attempt, &step, None).finish(rec, None, Some(e.message.clone()));
-                if can_continue(&schedule) {
-                    last_error = Some(e);
-                    continue;
-                }
-                return Err(e);
-            }
+        let prepared = match model_for(&r, attempt) {
+            Ok(model_id) => prepare(&r, attempt, &model_id).await.map(|o| (o, model_id)),
+            Err(e) => Err(Unready::Unsupported(e)),
         };
-        let log = AttemptLog::start(attempt, &step, Some(&model_id));
-        let outgoing = match prepare(&r, attempt, &model_id).await {
-            Ok(o) => o,
-            Err((e, target_fault)) => {
-                if target_fault {
-                    lease.failure(Duration::ZERO, false);
-                } else {
-                    lease.neutral();
-                }
-                log.finish(rec, None, Some(e.message.clone()));
-                if target_fault && can_continue(&schedule) {
+        let (outgoing, log) = match prepared {
+            Ok((o, model_id)) => (o, AttemptLog::start(attempt, &step, Some(&model_id))),
+            Err(unready) => {
+                let (e, go_on) = match unready {
+                    Unready::Request(e) => {
+                        lease.neutral();
+                        (e, false)
+                    }
+                    Unready::Unsupported(e) => {
+                        lease.neutral();
+                        (e, true)
+                    }
+                    Unready::Target(e) => {
+                        lease.failure(Duration::ZERO, false);
+                        (e, policy.fallback_on.matches(Failure::Connect))
+                    }
+                };
+                AttemptLog::start(attempt, &step, attempt.model()).finish(
+                    rec,
+                    None,
+                    Some(e.message.clone()),
+                );
+                if go_on && can_continue(&schedule) {
                     last_error = Some(e);
                     continue;
                 }
@@ -355,19 +358,29 @@ enum Outgoing<'a> {
     },
 }
 
-/// Builds the attempt's request. An error says whether it is the target's fault (its
-/// credentials could not be obtained) or the request's (it cannot be converted).
+/// Why an attempt's request could not be made, and so whether another target may do better.
+enum Unready {
+    /// The request cannot go anywhere as it is.
+    Request(GatewayError),
+    /// This target cannot take it (a model it does not serve, a body or endpoint its dialect
+    /// has no form for); another target may. Not held against the target's health.
+    Unsupported(GatewayError),
+    /// The target failed before a request could be sent (its credentials could not be had).
+    Target(GatewayError),
+}
+
+/// Builds the attempt's request.
 async fn prepare<'a>(
     r: &Request<'a>,
     attempt: &Attempt,
     model_id: &str,
-) -> Result<Outgoing<'a>, (GatewayError, bool)> {
+) -> Result<Outgoing<'a>, Unready> {
     let a = r.accepted;
     let same_body = || {
         if model_id == r.requested {
             Ok(a.body.clone())
         } else {
-            convert::with_model(&a.body, model_id, r.stream).map_err(|e| (e, false))
+            convert::with_model(&a.body, model_id, r.stream).map_err(Unready::Request)
         }
     };
     let mut req = match attempt.upstream() {
@@ -386,10 +399,9 @@ async fn prepare<'a>(
                 same_body()?,
             )
             .map_err(|e| {
-                (
-                    GatewayError::bad_gateway(format!("cannot build upstream request: {e}")),
-                    false,
-                )
+                Unready::Request(GatewayError::bad_gateway(format!(
+                    "cannot build upstream request: {e}"
+                )))
             })?,
         other => prepare_converted(r.state, other, a, model_id, r.stream).await?,
     };
@@ -407,7 +419,7 @@ async fn prepare_converted(
     accepted: &Accepted,
     model_id: &str,
     stream: bool,
-) -> Result<http::Request<UpstreamBody>, (GatewayError, bool)> {
+) -> Result<http::Request<UpstreamBody>, Unready> {
     let count_tokens = accepted.endpoint == Endpoint::CountTokens;
     let header_betas: Vec<&str> = accepted
         .headers
@@ -428,7 +440,7 @@ async fn prepare_converted(
         count_tokens,
         &betas,
     )
-    .map_err(|e| (e, false))?;
+    .map_err(Unready::Unsupported)?;
     let call = UpstreamCall {
         operation: if count_tokens {
             Operation::CountTokens
@@ -446,23 +458,24 @@ async fn prepare_converted(
         Upstream::Vertex(v) => v.prepare(&call).await,
         Upstream::OpenAi(o) => o.prepare(&call).await,
         Upstream::Anthropic(_) | Upstream::Simulator(_) => {
-            return Err((
-                GatewayError::bad_gateway("this upstream takes the pass-through path"),
-                false,
-            ));
+            return Err(Unready::Request(GatewayError::bad_gateway(
+                "this upstream takes the pass-through path",
+            )));
         }
     };
     prepared.map_err(|e| {
         if e.retryable {
-            (
-                GatewayError::bad_gateway(format!("provider '{}': {e}", upstream.name())),
-                true,
-            )
+            Unready::Target(GatewayError::bad_gateway(format!(
+                "provider '{}': {e}",
+                upstream.name()
+            )))
         } else {
-            (
-                GatewayError::not_found(format!("provider '{}': {e}", upstream.name())),
-                false,
-            )
+            // Refused by configuration (or an operation this provider does not offer): the
+            // same answer every time, but perhaps not from another provider.
+            Unready::Unsupported(GatewayError::not_found(format!(
+                "provider '{}': {e}",
+                upstream.name()
+            )))
         }
     })
 }
