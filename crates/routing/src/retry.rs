@@ -168,23 +168,32 @@ pub struct Step {
     pub forced: bool,
 }
 
-/// The attempt loop of one request.
+/// What the schedule learnt about one target from its failures.
+#[derive(Debug, Clone, Copy, Default)]
+struct TargetState {
+    /// Not before this instant (its `retry-after`).
+    ready_at: Option<Instant>,
+    /// Asked for more than `retry_after_max`; not retried.
+    no_retry: bool,
+}
+
+/// The attempt loop of one request. Allocates nothing until an attempt fails, so the common
+/// case — the first attempt answers — costs a few words on the stack.
 #[derive(Debug)]
 pub struct Schedule {
     n: usize,
     policy_retries: u32,
-    backoff: Vec<Duration>,
+    backoff_base: Duration,
+    backoff_max: Duration,
     retry_after_max: Duration,
     deadline: Instant,
     pass_pos: usize,
     attempts: u32,
     retries_done: u32,
     cursor: usize,
-    /// Per target: not before this instant (its `retry-after`).
-    ready_at: Vec<Option<Instant>>,
-    /// Per target: asked for more than `retry_after_max`; not retried.
-    no_retry: Vec<bool>,
-    /// Jitter fraction of the next backoff, drawn in advance so that [`Self::peek`] and
+    /// Per target, once some attempt failed.
+    targets: Vec<TargetState>,
+    /// Jitter fraction of the next backoff, drawn at each failure so that [`Self::peek`] and
     /// [`Self::next`] agree.
     jitter: f64,
 }
@@ -195,24 +204,26 @@ impl Schedule {
         Self {
             n,
             policy_retries: if n == 0 { 0 } else { policy.retries },
-            backoff: (0..policy.retries.min(32))
-                .map(|i| policy.backoff_ceiling(i))
-                .collect(),
+            backoff_base: policy.backoff_base,
+            backoff_max: policy.backoff_max,
             retry_after_max: policy.retry_after_max,
             deadline: started + policy.deadline,
             pass_pos: 0,
             attempts: 0,
             retries_done: 0,
             cursor: 0,
-            ready_at: vec![None; n],
-            no_retry: vec![false; n],
-            jitter: rand::random(),
+            targets: Vec::new(),
+            jitter: 0.0,
         }
     }
 
     /// Attempts started so far.
     pub fn attempts(&self) -> u32 {
         self.attempts
+    }
+
+    fn target(&self, i: usize) -> TargetState {
+        self.targets.get(i).copied().unwrap_or_default()
     }
 
     /// What [`Self::next`] would return, without taking it.
@@ -240,24 +251,25 @@ impl Schedule {
             return None;
         }
         let order = (0..self.n).map(|k| (self.cursor + k) % self.n);
-        let pick = order
+        let (j, forced) = order
             .clone()
-            .find(|&j| !self.no_retry[j] && available(j))
+            .find(|&j| !self.target(j).no_retry && available(j))
             .map(|j| (j, false))
             .or_else(|| {
                 order
                     .clone()
-                    .find(|&j| !self.no_retry[j])
+                    .find(|&j| !self.target(j).no_retry)
                     .map(|j| (j, true))
             })?;
-        let (j, forced) = pick;
+        let factor = 1u32
+            .checked_shl(self.retries_done.min(30))
+            .unwrap_or(u32::MAX);
         let ceiling = self
-            .backoff
-            .get(self.retries_done as usize)
-            .copied()
-            .unwrap_or_else(|| self.backoff.last().copied().unwrap_or_default());
+            .backoff_base
+            .saturating_mul(factor)
+            .min(self.backoff_max);
         let mut wait = ceiling.mul_f64(self.jitter);
-        if let Some(at) = self.ready_at[j] {
+        if let Some(at) = self.target(j).ready_at {
             wait = wait.max(at.saturating_duration_since(now));
         }
         if now + wait > self.deadline {
@@ -281,7 +293,6 @@ impl Schedule {
                 self.pass_pos = self.n;
                 self.retries_done += 1;
                 self.cursor = (step.index + 1) % self.n;
-                self.jitter = rand::random();
             }
         }
         Some(step)
@@ -289,16 +300,21 @@ impl Schedule {
 
     /// Notes that the attempt on `index` failed, with the upstream's `retry-after` if any.
     pub fn failed(&mut self, index: usize, retry_after: Option<Duration>, now: Instant) {
+        self.jitter = rand::random();
         let Some(ra) = retry_after else {
             return;
         };
         if index >= self.n {
             return;
         }
+        if self.targets.is_empty() {
+            self.targets = vec![TargetState::default(); self.n];
+        }
+        let t = &mut self.targets[index];
         if ra > self.retry_after_max {
-            self.no_retry[index] = true;
+            t.no_retry = true;
         } else {
-            self.ready_at[index] = Some(now + ra);
+            t.ready_at = Some(now + ra);
         }
     }
 }

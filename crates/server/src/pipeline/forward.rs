@@ -807,6 +807,61 @@ fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::VecDeque;
+    use tollgate_providers::simulator::SimBody;
+
+    fn body(frames: &[(u64, &'static str)], cut: bool) -> ResponseBody {
+        let frames: VecDeque<(Duration, Bytes)> = frames
+            .iter()
+            .map(|(ms, s)| (Duration::from_millis(*ms), Bytes::from_static(s.as_bytes())))
+            .collect();
+        ResponseBody::Simulated(SimBody::new(frames, cut))
+    }
+
+    const START: &str =
+        "event: message_start\ndata: {\"type\":\"message_start\",\"message\":{}}\n\n";
+    const BLOCK: &str = "event: content_block_start\ndata: {\"type\":\"content_block_start\"}\n\n";
+    const DELTA: &str = "event: content_block_delta\ndata: {\"type\":\"content_block_delta\"}\n\n";
+    const OVERLOADED: &str = "event: error\ndata: {\"type\":\"error\",\"error\":{\"type\":\"overloaded_error\",\"message\":\"Overloaded\"}}\n\n";
+
+    #[tokio::test]
+    async fn streams_commit_at_their_first_delta_and_fail_before_it() {
+        let soon = || Instant::now() + Duration::from_secs(5);
+        let mut held = Vec::new();
+        let mut b = body(&[(0, START), (0, BLOCK), (0, DELTA), (0, DELTA)], false);
+        assert_eq!(first_content(&mut b, &mut held, true, soon()).await, Ok(()));
+        assert_eq!(held.len(), 3, "held up to and including the first delta");
+
+        let mut held = Vec::new();
+        let mut b = body(&[(0, START), (0, OVERLOADED)], false);
+        let (f, m) = first_content(&mut b, &mut held, true, soon())
+            .await
+            .unwrap_err();
+        assert_eq!(f, Failure::Status(529));
+        assert!(m.contains("overloaded_error"), "{m}");
+
+        let mut b = body(&[(0, START)], true);
+        let (f, _) = first_content(&mut b, &mut Vec::new(), true, soon())
+            .await
+            .unwrap_err();
+        assert_eq!(f, Failure::Status(502), "a cut stream");
+
+        let mut b = body(&[(0, START), (2_000, DELTA)], false);
+        let near = Instant::now() + Duration::from_millis(50);
+        let (f, _) = first_content(&mut b, &mut Vec::new(), true, near)
+            .await
+            .unwrap_err();
+        assert_eq!(f, Failure::Timeout, "silence past the time to first byte");
+
+        // Other framings commit at their first bytes.
+        let mut held = Vec::new();
+        let mut b = body(&[(0, "\x00\x00binary")], false);
+        assert_eq!(
+            first_content(&mut b, &mut held, false, soon()).await,
+            Ok(())
+        );
+        assert_eq!(held.len(), 1);
+    }
 
     #[test]
     fn durations_read_well() {
