@@ -34,7 +34,9 @@ use tollgate_providers::{
     UpstreamClientOptions,
 };
 use tollgate_routing::retry::parse_retry_after;
-use tollgate_routing::{Attempt, Failure, Lease, ModelOnProvider, Schedule, Step, Timeouts};
+use tollgate_routing::{
+    Attempt, Failure, Lease, ModelOnProvider, RoutePolicy, Schedule, Step, Timeouts,
+};
 use tollgate_wire::anthropic::read_response;
 use tollgate_wire::headers::{ANTHROPIC_BETA, HOP_BY_HOP, REQUEST_ID};
 use tollgate_wire::sse::SseScanner;
@@ -131,13 +133,12 @@ pub async fn forward(
         stream: classified.facts.stream,
     };
     rec.set_route(plan.route.as_deref(), plan.affinity);
-    let policy = &plan.policy;
     let available = |i: usize| {
         plan.attempts
             .get(i)
             .is_some_and(|a| a.health().available(Instant::now()))
     };
-    let mut schedule = Schedule::new(plan.attempts.len(), &policy.retry, Instant::now());
+    let mut schedule = Schedule::new(plan.attempts.len(), &plan.policy.retry, Instant::now());
     let mut last_error: Option<GatewayError> = None;
     while let Some(step) = schedule.next(Instant::now(), available) {
         if !step.wait.is_zero() {
@@ -147,169 +148,27 @@ pub async fn forward(
             break;
         };
         let health = attempt.health();
-        let Some(mut lease) = health
+        let Some(lease) = health
             .acquire(Instant::now())
             .or_else(|| step.forced.then(|| health.force()))
         else {
             // Another request took the half-open breaker's single probe meanwhile.
             continue;
         };
-        let limits = limits(state, &policy.timeouts, attempt);
-        // Whether a failure of this attempt could still be replaced by another.
-        let can_continue = |schedule: &Schedule| schedule.peek(Instant::now(), available).is_some();
-        rec.set_provider(attempt.name(), attempt.model());
-        let prepared = match model_for(&r, attempt) {
-            Ok(model_id) => prepare(&r, attempt, &model_id).await.map(|o| (o, model_id)),
-            Err(e) => Err(Unready::Unsupported(e)),
+        let mut turn = Turn {
+            r: &r,
+            rec: &mut *rec,
+            policy: &plan.policy,
+            schedule: &mut schedule,
+            available: &available,
+            step,
+            attempt,
+            lease: Some(lease),
         };
-        let (outgoing, log) = match prepared {
-            Ok((o, model_id)) => (o, AttemptLog::start(attempt, &step, Some(&model_id))),
-            Err(unready) => {
-                let (e, go_on) = match unready {
-                    Unready::Request(e) => {
-                        lease.neutral();
-                        (e, false)
-                    }
-                    Unready::Unsupported(e) => {
-                        lease.neutral();
-                        (e, true)
-                    }
-                    Unready::Target(e) => {
-                        lease.failure(Duration::ZERO, false);
-                        (e, policy.fallback_on.matches(Failure::Connect))
-                    }
-                };
-                AttemptLog::start(attempt, &step, attempt.model()).finish(
-                    rec,
-                    None,
-                    Some(e.message.clone()),
-                );
-                if go_on && can_continue(&schedule) {
-                    last_error = Some(e);
-                    continue;
-                }
-                return Err(e);
-            }
-        };
-        let resp = match send(state, attempt.upstream(), outgoing, &limits).await {
-            Ok(resp) => resp,
-            Err((failure, e)) => {
-                lease.failure(log.sent.elapsed(), failure == Failure::Timeout);
-                log.finish(rec, None, Some(e.message.clone()));
-                schedule.failed(step.index, None, Instant::now());
-                if policy.fallback_on.matches(failure) && can_continue(&schedule) {
-                    last_error = Some(e);
-                    continue;
-                }
-                return Err(e);
-            }
-        };
-        let head_latency = log.sent.elapsed();
-        let (parts, body) = resp.into_parts();
-        let status = parts.status;
-        let target = attempt.upstream();
-        let same_dialect = target.dialect() == Dialect::Anthropic;
-        rec.set_upstream_request_id(
-            parts
-                .headers
-                .get(REQUEST_ID)
-                .or_else(|| parts.headers.get("x-amzn-requestid"))
-                .or_else(|| parts.headers.get("x-request-id"))
-                .and_then(|v| v.to_str().ok()),
-        );
-        let streaming = if same_dialect {
-            is_event_stream(&parts.headers)
-        } else {
-            r.stream && status.is_success()
-        };
-
-        if !status.is_success() {
-            let code = status.as_u16();
-            if policy.fallback_on.is_target_failure(code) {
-                lease.failure(head_latency, false);
-            } else {
-                lease.neutral();
-            }
-            let retry_after = parts
-                .headers
-                .get(http::header::RETRY_AFTER)
-                .and_then(|v| v.to_str().ok())
-                .and_then(parse_retry_after);
-            schedule.failed(step.index, retry_after, Instant::now());
-            if policy.fallback_on.matches(Failure::Status(code)) && can_continue(&schedule) {
-                let detail = error_detail(body).await;
-                log.finish(rec, Some(code), Some(detail.clone()));
-                last_error = Some(GatewayError::new(
-                    status,
-                    kind_of_status(code),
-                    format!("provider '{}' answered {code}: {detail}", target.name()),
-                ));
-                continue;
-            }
-            // The last word: relayed as the upstream said it, below.
-            log.finish(rec, Some(code), None);
-            if streaming {
-                return relay_stream(&r, rec, attempt, parts, body, Vec::new(), limits, lease);
-            }
-            let bytes = read_whole(body, limits.idle).await.map_err(|m| {
-                GatewayError::bad_gateway(format!(
-                    "provider '{}' response failed: {m}",
-                    target.name()
-                ))
-            })?;
-            return relay_whole(&r, rec, target, parts, bytes);
+        match turn.run().await {
+            Attempted::Answered(result) => return result,
+            Attempted::Replaced(e) => last_error = Some(e),
         }
-
-        if streaming {
-            let mut body = body;
-            let mut held = Vec::new();
-            if can_continue(&schedule) {
-                let deadline = log.sent + limits.ttfb;
-                let sse = matches!(
-                    target,
-                    Upstream::Anthropic(_) | Upstream::Simulator(_) | Upstream::Vertex(_)
-                );
-                if let Err((failure, message)) =
-                    first_content(&mut body, &mut held, sse, deadline).await
-                {
-                    lease.failure(log.sent.elapsed(), failure == Failure::Timeout);
-                    schedule.failed(step.index, None, Instant::now());
-                    if policy.fallback_on.matches(failure) && can_continue(&schedule) {
-                        let detail = format!("provider '{}': {message}", target.name());
-                        log.finish(rec, Some(status.as_u16()), Some(detail.clone()));
-                        last_error = Some(GatewayError::bad_gateway(detail));
-                        continue;
-                    }
-                    // Nothing better is left: the client gets this stream as it is.
-                    log.finish(rec, Some(status.as_u16()), Some(message));
-                    return relay_stream(&r, rec, attempt, parts, body, held, limits, lease);
-                }
-            }
-            lease.success(head_latency);
-            log.finish(rec, Some(status.as_u16()), None);
-            return relay_stream(&r, rec, attempt, parts, body, held, limits, lease);
-        }
-
-        let bytes = match read_whole(body, limits.idle).await {
-            Ok(b) => b,
-            Err(m) => {
-                let e = GatewayError::bad_gateway(format!(
-                    "provider '{}' response failed: {m}",
-                    target.name()
-                ));
-                lease.failure(log.sent.elapsed(), false);
-                log.finish(rec, Some(status.as_u16()), Some(e.message.clone()));
-                schedule.failed(step.index, None, Instant::now());
-                if policy.fallback_on.matches(Failure::Status(502)) && can_continue(&schedule) {
-                    last_error = Some(e);
-                    continue;
-                }
-                return Err(e);
-            }
-        };
-        lease.success(head_latency);
-        log.finish(rec, Some(status.as_u16()), None);
-        return relay_whole(&r, rec, target, parts, bytes);
     }
     Err(last_error.unwrap_or_else(|| {
         GatewayError::new(
@@ -321,6 +180,244 @@ pub async fn forward(
             ),
         )
     }))
+}
+
+/// How one attempt ended.
+enum Attempted {
+    /// What the client gets: an answer, or an error with nothing better left to try.
+    Answered(Result<Response<Body>, GatewayError>),
+    /// Failed before anything reached the client, and another attempt follows.
+    Replaced(GatewayError),
+}
+
+/// One attempt and everything it may update: the journal, the target's health, the schedule.
+struct Turn<'a, 'r> {
+    r: &'a Request<'r>,
+    rec: &'a mut Recorder,
+    policy: &'a RoutePolicy,
+    schedule: &'a mut Schedule,
+    available: &'a (dyn Fn(usize) -> bool + Sync),
+    step: Step,
+    attempt: &'a Attempt,
+    /// Until a stream takes it along.
+    lease: Option<Lease>,
+}
+
+impl Turn<'_, '_> {
+    fn lease(&mut self, f: impl FnOnce(&mut Lease)) {
+        if let Some(l) = self.lease.as_mut() {
+            f(l);
+        }
+    }
+
+    /// Whether a failure of this attempt can still be replaced by another attempt.
+    fn can_continue(&self) -> bool {
+        self.schedule.peek(Instant::now(), self.available).is_some()
+    }
+
+    /// A failure: replaced when `replaceable` and the schedule has more, else the answer.
+    fn give_up_or_replace(&self, replaceable: bool, e: GatewayError) -> Attempted {
+        if replaceable && self.can_continue() {
+            Attempted::Replaced(e)
+        } else {
+            Attempted::Answered(Err(e))
+        }
+    }
+
+    async fn run(&mut self) -> Attempted {
+        let r = self.r;
+        let (attempt, step) = (self.attempt, self.step);
+        let fallback_on = &self.policy.fallback_on;
+        self.rec.set_provider(attempt.name(), attempt.model());
+        let prepared = match model_for(r, attempt) {
+            Ok(model_id) => prepare(r, attempt, &model_id).await.map(|o| (o, model_id)),
+            Err(e) => Err(Unready::Unsupported(e)),
+        };
+        let (outgoing, log) = match prepared {
+            Ok((o, model_id)) => (o, AttemptLog::start(attempt, &step, Some(&model_id))),
+            Err(unready) => {
+                let (e, replaceable) = match unready {
+                    Unready::Request(e) => {
+                        self.lease(Lease::neutral);
+                        (e, false)
+                    }
+                    Unready::Unsupported(e) => {
+                        self.lease(Lease::neutral);
+                        (e, true)
+                    }
+                    Unready::Target(e) => {
+                        self.lease(|l| l.failure(Duration::ZERO, false));
+                        (e, fallback_on.matches(Failure::Connect))
+                    }
+                };
+                AttemptLog::start(attempt, &step, attempt.model()).finish(
+                    self.rec,
+                    None,
+                    Some(e.message.clone()),
+                );
+                return self.give_up_or_replace(replaceable, e);
+            }
+        };
+        let limits = limits(r.state, &self.policy.timeouts, attempt);
+        let resp = match send(r.state, attempt.upstream(), outgoing, &limits).await {
+            Ok(resp) => resp,
+            Err((failure, e)) => {
+                self.lease(|l| l.failure(log.sent.elapsed(), failure == Failure::Timeout));
+                log.finish(self.rec, None, Some(e.message.clone()));
+                self.schedule.failed(step.index, None, Instant::now());
+                return self.give_up_or_replace(fallback_on.matches(failure), e);
+            }
+        };
+        let head_latency = log.sent.elapsed();
+        let (parts, body) = resp.into_parts();
+        let status = parts.status;
+        let target = attempt.upstream();
+        self.rec.set_upstream_request_id(
+            parts
+                .headers
+                .get(REQUEST_ID)
+                .or_else(|| parts.headers.get("x-amzn-requestid"))
+                .or_else(|| parts.headers.get("x-request-id"))
+                .and_then(|v| v.to_str().ok()),
+        );
+        let streaming = if target.dialect() == Dialect::Anthropic {
+            is_event_stream(&parts.headers)
+        } else {
+            r.stream && status.is_success()
+        };
+
+        if !status.is_success() {
+            let code = status.as_u16();
+            if fallback_on.is_target_failure(code) {
+                self.lease(|l| l.failure(head_latency, false));
+            } else {
+                self.lease(Lease::neutral);
+            }
+            let retry_after = parts
+                .headers
+                .get(http::header::RETRY_AFTER)
+                .and_then(|v| v.to_str().ok())
+                .and_then(parse_retry_after);
+            self.schedule
+                .failed(step.index, retry_after, Instant::now());
+            if fallback_on.matches(Failure::Status(code)) && self.can_continue() {
+                let detail = error_detail(body).await;
+                log.finish(self.rec, Some(code), Some(detail.clone()));
+                return Attempted::Replaced(GatewayError::new(
+                    status,
+                    kind_of_status(code),
+                    format!("provider '{}' answered {code}: {detail}", target.name()),
+                ));
+            }
+            // The last word: relayed as the upstream said it.
+            log.finish(self.rec, Some(code), None);
+            return Attempted::Answered(if streaming {
+                self.relay_stream(parts, body, Vec::new(), limits)
+            } else {
+                match read_whole(body, limits.idle).await {
+                    Ok(bytes) => relay_whole(r, self.rec, target, parts, bytes),
+                    Err(m) => Err(GatewayError::bad_gateway(format!(
+                        "provider '{}' response failed: {m}",
+                        target.name()
+                    ))),
+                }
+            });
+        }
+
+        if streaming {
+            let mut body = body;
+            let mut held = Vec::new();
+            if self.can_continue() {
+                let deadline = log.sent + limits.ttfb;
+                let sse = matches!(
+                    target,
+                    Upstream::Anthropic(_) | Upstream::Simulator(_) | Upstream::Vertex(_)
+                );
+                if let Err((failure, message)) =
+                    first_content(&mut body, &mut held, sse, deadline).await
+                {
+                    self.lease(|l| l.failure(log.sent.elapsed(), failure == Failure::Timeout));
+                    self.schedule.failed(step.index, None, Instant::now());
+                    if fallback_on.matches(failure) && self.can_continue() {
+                        let detail = format!("provider '{}': {message}", target.name());
+                        log.finish(self.rec, Some(status.as_u16()), Some(detail.clone()));
+                        return Attempted::Replaced(GatewayError::bad_gateway(detail));
+                    }
+                    // Nothing better is left: the client gets this stream as it is.
+                    log.finish(self.rec, Some(status.as_u16()), Some(message));
+                    return Attempted::Answered(self.relay_stream(parts, body, held, limits));
+                }
+            }
+            self.lease(|l| l.success(head_latency));
+            log.finish(self.rec, Some(status.as_u16()), None);
+            return Attempted::Answered(self.relay_stream(parts, body, held, limits));
+        }
+
+        match read_whole(body, limits.idle).await {
+            Ok(bytes) => {
+                self.lease(|l| l.success(head_latency));
+                log.finish(self.rec, Some(status.as_u16()), None);
+                Attempted::Answered(relay_whole(r, self.rec, target, parts, bytes))
+            }
+            Err(m) => {
+                let e = GatewayError::bad_gateway(format!(
+                    "provider '{}' response failed: {m}",
+                    target.name()
+                ));
+                self.lease(|l| l.failure(log.sent.elapsed(), false));
+                log.finish(self.rec, Some(status.as_u16()), Some(e.message.clone()));
+                self.schedule.failed(step.index, None, Instant::now());
+                self.give_up_or_replace(fallback_on.matches(Failure::Status(502)), e)
+            }
+        }
+    }
+
+    /// Starts relaying a stream: the response head for the client, then [`StreamRelay`], which
+    /// takes the lease along until the stream ends.
+    fn relay_stream(
+        &mut self,
+        parts: http::response::Parts,
+        body: ResponseBody,
+        held: Vec<Bytes>,
+        limits: Limits,
+    ) -> Result<Response<Body>, GatewayError> {
+        let (r, rec) = (self.r, &mut *self.rec);
+        let target = self.attempt.upstream();
+        let mut out = Response::builder().status(parts.status);
+        if let Some(h) = out.headers_mut() {
+            if target.dialect() == Dialect::Anthropic {
+                copy_response_headers(&parts.headers, h);
+            } else {
+                if let Some(v) = parts.headers.get(http::header::RETRY_AFTER) {
+                    h.insert(http::header::RETRY_AFTER, v.clone());
+                }
+                h.insert(
+                    http::header::CONTENT_TYPE,
+                    HeaderValue::from_static("text/event-stream"),
+                );
+                h.insert(
+                    http::header::CACHE_CONTROL,
+                    HeaderValue::from_static("no-cache"),
+                );
+            }
+            rec.set_request_id_header(h);
+        }
+        let (encode, content_type) = dialect::stream_encoder(r.client);
+        if let (Some(h), Some(ct)) = (out.headers_mut(), content_type) {
+            h.insert(http::header::CONTENT_TYPE, ct);
+            h.remove(http::header::CONTENT_LENGTH);
+        }
+        rec.mark_first_byte();
+        let decode = convert::stream_decoder(target, r.client.model.as_str(), rec.id());
+        let mut relay = StreamRelay::new(body, rec.detach(), limits.idle, parts.status.as_u16())
+            .with_transforms(decode, encode)
+            .with_prefix(held);
+        if let Some(lease) = self.lease.take() {
+            relay = relay.with_lease(lease);
+        }
+        out.body(Body::new(relay))
+            .map_err(|e| GatewayError::bad_gateway(format!("invalid upstream response: {e}")))
+    }
 }
 
 /// The error type clients expect for a status the gateway passes on in its own words.
@@ -669,54 +766,6 @@ async fn error_detail(body: ResponseBody) -> String {
         .or_else(|| v["message"].as_str())
         .map(str::to_string)
         .unwrap_or_else(|| String::from_utf8_lossy(&bytes[..bytes.len().min(300)]).into_owned())
-}
-
-/// Starts relaying a stream: response head for the client, then [`StreamRelay`].
-#[allow(clippy::too_many_arguments)]
-fn relay_stream(
-    r: &Request<'_>,
-    rec: &mut Recorder,
-    attempt: &Attempt,
-    parts: http::response::Parts,
-    body: ResponseBody,
-    held: Vec<Bytes>,
-    limits: Limits,
-    lease: Lease,
-) -> Result<Response<Body>, GatewayError> {
-    let target = attempt.upstream();
-    let same_dialect = target.dialect() == Dialect::Anthropic;
-    let mut out = Response::builder().status(parts.status);
-    if let Some(h) = out.headers_mut() {
-        if same_dialect {
-            copy_response_headers(&parts.headers, h);
-        } else {
-            if let Some(v) = parts.headers.get(http::header::RETRY_AFTER) {
-                h.insert(http::header::RETRY_AFTER, v.clone());
-            }
-            h.insert(
-                http::header::CONTENT_TYPE,
-                HeaderValue::from_static("text/event-stream"),
-            );
-            h.insert(
-                http::header::CACHE_CONTROL,
-                HeaderValue::from_static("no-cache"),
-            );
-        }
-        rec.set_request_id_header(h);
-    }
-    let (encode, content_type) = dialect::stream_encoder(r.client);
-    if let (Some(h), Some(ct)) = (out.headers_mut(), content_type) {
-        h.insert(http::header::CONTENT_TYPE, ct);
-        h.remove(http::header::CONTENT_LENGTH);
-    }
-    rec.mark_first_byte();
-    let decode = convert::stream_decoder(target, r.client.model.as_str(), rec.id());
-    let relay = StreamRelay::new(body, rec.detach(), limits.idle, parts.status.as_u16())
-        .with_transforms(decode, encode)
-        .with_prefix(held)
-        .with_lease(lease);
-    out.body(Body::new(relay))
-        .map_err(|e| GatewayError::bad_gateway(format!("invalid upstream response: {e}")))
 }
 
 /// Relays a whole answer, converted to Anthropic when needed and then shaped for the client;
