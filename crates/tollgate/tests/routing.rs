@@ -809,3 +809,100 @@ targets = [{ provider = "bedrock" }, { provider = "counter" }]
     assert_eq!(reply.status, 200, "{}", reply.text());
     assert_eq!(served_by(&reply), "counter");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn openai_clients_are_served_by_the_fallback_in_their_dialect() {
+    let rig = Rig::start(&format!(
+        "{}{}{}",
+        sim("stalls", "stall_rate = 1.0\nstall_ms = 5000"),
+        sim("fine", "output_tokens = 12"),
+        r#"
+[[routes]]
+name = "s"
+match = "claude-sonnet-4-5"
+targets = [{ provider = "stalls" }, { provider = "fine" }]
+timeouts = { ttfb_ms = 300 }
+"#
+    ))
+    .await;
+    let chat = |stream: bool| {
+        send(
+            &rig.client,
+            messages_request(
+                &format!("{}/v1/chat/completions", rig.gw.url),
+                &rig.key,
+                format!(
+                    r#"{{"model":"{SONNET}","stream":{stream},"stream_options":{{"include_usage":true}},"messages":[{{"role":"user","content":"hi"}}]}}"#
+                ),
+                &[],
+            ),
+        )
+    };
+    let reply = chat(true).await;
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    let text = reply.text();
+    assert!(text.contains("chat.completion.chunk"), "{text}");
+    assert!(text.trim_end().ends_with("data: [DONE]"), "{text}");
+    assert!(
+        text.contains("simulated"),
+        "the fallback's words arrive: {text}"
+    );
+    let rec = rig.gw.record(&reply.request_id()).await;
+    let a = attempts(&rec);
+    assert_eq!(
+        a.iter().map(|x| x.0.as_str()).collect::<Vec<_>>(),
+        ["stalls", "fine"],
+        "{rec}"
+    );
+    assert_eq!(rec["output_tokens"], 12, "{rec}");
+
+    let reply = chat(false).await;
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    assert_eq!(
+        reply.json()["object"],
+        "chat.completion",
+        "{}",
+        reply.text()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_leaving_during_a_backoff_is_journaled_with_its_attempts() {
+    let rig = Rig::start(&format!(
+        "{}{}",
+        sim("busy", "errors = { \"429\" = 1.0 }\nretry_after = 5"),
+        r#"
+[[routes]]
+name = "patient"
+match = "claude-sonnet-4-5"
+targets = [{ provider = "busy" }]
+retry = { retries = 1 }
+"#
+    ))
+    .await;
+    let gave_up = tokio::time::timeout(
+        Duration::from_millis(600),
+        rig.ask(simple_body(SONNET, false), &[]),
+    )
+    .await;
+    assert!(gave_up.is_err(), "the gateway waits out retry-after");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let rec = loop {
+        let logs = rig.gw.logs().await;
+        if let Some(r) = logs.into_iter().find(|r| r["route"] == "patient") {
+            break r;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no record of the abandoned request"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(rec["status"], 499, "{rec}");
+    assert_eq!(rec["error_type"], "client_closed_request", "{rec}");
+    assert_eq!(
+        attempts(&rec),
+        [("busy".to_string(), Some(429), "first".to_string())],
+        "{rec}"
+    );
+}
