@@ -135,13 +135,20 @@ targets = [{ provider = "primary" }, { provider = "backup" }]
     let started = Instant::now();
     let sem = Arc::new(tokio::sync::Semaphore::new(concurrency));
     let mut tasks = Vec::with_capacity(n);
-    for _ in 0..n {
+    for i in 0..n {
         let permit = sem.clone().acquire_owned().await.unwrap();
         let rig = rig.clone();
+        // One request in four streams; a stream counts only if it ends with message_stop.
+        let stream = i % 4 == 0;
         tasks.push(tokio::spawn(async move {
-            let reply = rig.ask(simple_body(SONNET, false), &[]).await;
+            let reply = rig.ask(simple_body(SONNET, stream), &[]).await;
             drop(permit);
-            (reply.status, served_by(&reply), reply.request_id())
+            let status = if stream && !reply.complete_stream() {
+                0
+            } else {
+                reply.status
+            };
+            (status, served_by(&reply), reply.request_id())
         }));
     }
     let mut statuses: HashMap<u16, usize> = HashMap::new();
@@ -155,7 +162,7 @@ targets = [{ provider = "primary" }, { provider = "backup" }]
     }
     let elapsed = started.elapsed();
     println!(
-        "fault injection: {n} requests, {concurrency} concurrent, primary 20% 529 + 10% 500: statuses {statuses:?}, served by {served:?}, {:.1} s ({:.0} req/s)",
+        "fault injection: {n} requests (1 in 4 streaming), {concurrency} concurrent, primary 20% 529 + 10% 500: statuses {statuses:?}, served by {served:?}, {:.1} s ({:.0} req/s)",
         elapsed.as_secs_f64(),
         n as f64 / elapsed.as_secs_f64()
     );
