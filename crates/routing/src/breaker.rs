@@ -82,42 +82,46 @@ impl Breaker {
         }
     }
 
-    /// The target answered well.
-    pub fn success(&self, permit: Permit) {
+    /// The target answered well; true when this closed the breaker.
+    pub fn success(&self, permit: Permit) -> bool {
         let mut s = self.lock();
         match (*s, permit) {
-            (BreakerState::HalfOpen { .. }, Permit::Probe) | (BreakerState::Closed { .. }, _) => {
-                if matches!(*s, BreakerState::HalfOpen { .. }) {
-                    tracing::info!("circuit breaker closed after a successful probe");
-                }
+            (BreakerState::HalfOpen { .. }, Permit::Probe) => {
                 *s = BreakerState::Closed { failures: 0 };
+                true
+            }
+            (BreakerState::Closed { .. }, _) => {
+                *s = BreakerState::Closed { failures: 0 };
+                false
             }
             // A request that started before the breaker opened says nothing about now.
-            _ => {}
+            _ => false,
         }
     }
 
-    /// The target failed.
-    pub fn failure(&self, permit: Permit, now: Instant) {
+    /// The target failed; true when this opened the breaker.
+    pub fn failure(&self, permit: Permit, now: Instant) -> bool {
         let mut s = self.lock();
         match (*s, permit) {
             (BreakerState::Closed { failures }, _) => {
                 let failures = failures + 1;
-                *s = if failures >= self.threshold {
-                    tracing::warn!(failures, "circuit breaker opened");
+                let opens = failures >= self.threshold;
+                *s = if opens {
                     BreakerState::Open {
                         until: now + self.open_for,
                     }
                 } else {
                     BreakerState::Closed { failures }
                 };
+                opens
             }
             (BreakerState::HalfOpen { .. }, Permit::Probe) => {
                 *s = BreakerState::Open {
                     until: now + self.open_for,
                 };
+                true
             }
-            _ => {}
+            _ => false,
         }
     }
 

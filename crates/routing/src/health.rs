@@ -20,6 +20,8 @@ fn since_epoch_ms(t: Instant) -> u64 {
 /// The live state of one target (a provider, or a provider with a model of its own).
 #[derive(Debug)]
 pub struct Health {
+    /// The target's name, for log lines.
+    name: String,
     breaker: Breaker,
     alpha: f64,
     stale_after: Duration,
@@ -31,11 +33,12 @@ pub struct Health {
 }
 
 impl Health {
-    /// Fresh health: breaker closed, latency unknown, nothing in flight.
-    pub fn new(cfg: &RoutingConfig) -> Self {
+    /// Fresh health of target `name`: breaker closed, latency unknown, nothing in flight.
+    pub fn new(name: &str, cfg: &RoutingConfig) -> Self {
         // Touch the epoch first so sample times are never before it.
         let _ = epoch();
         Self {
+            name: name.to_string(),
             breaker: Breaker::new(
                 cfg.breaker_failures,
                 Duration::from_millis(cfg.breaker_open_ms),
@@ -150,14 +153,19 @@ pub struct Lease {
 }
 
 impl Lease {
-    /// The first byte arrived after `ttfb`: a success for the breaker and a latency sample.
-    pub fn success(&mut self, ttfb: Duration) {
-        let now = Instant::now();
-        self.health.record_ttfb(ttfb, now);
+    fn good(&mut self) {
         if !self.settled {
-            self.health.breaker.success(self.permit);
+            if self.health.breaker.success(self.permit) {
+                tracing::info!(target_name = %self.health.name, "circuit breaker closed after a successful probe");
+            }
             self.settled = true;
         }
+    }
+
+    /// The first byte arrived after `ttfb`: a success for the breaker and a latency sample.
+    pub fn success(&mut self, ttfb: Duration) {
+        self.health.record_ttfb(ttfb, Instant::now());
+        self.good();
     }
 
     /// The attempt failed after `elapsed`. Timeouts also count as latency samples, so a target
@@ -167,17 +175,16 @@ impl Lease {
         if timed_out {
             self.health.record_ttfb(elapsed, now);
         }
-        self.health.breaker.failure(self.permit, now);
+        if self.health.breaker.failure(self.permit, now) {
+            tracing::warn!(target_name = %self.health.name, "circuit breaker opened");
+        }
         self.settled = true;
     }
 
     /// The target answered, but not in a way that says anything about its health (a client
     /// error such as 400).
     pub fn neutral(&mut self) {
-        if !self.settled {
-            self.health.breaker.success(self.permit);
-            self.settled = true;
-        }
+        self.good();
     }
 }
 
@@ -195,12 +202,15 @@ mod tests {
     use super::*;
 
     fn health(stale_ms: u64) -> Arc<Health> {
-        Arc::new(Health::new(&RoutingConfig {
-            breaker_failures: 2,
-            breaker_open_ms: 60_000,
-            latency_alpha: 0.5,
-            latency_stale_ms: stale_ms,
-        }))
+        Arc::new(Health::new(
+            "t",
+            &RoutingConfig {
+                breaker_failures: 2,
+                breaker_open_ms: 60_000,
+                latency_alpha: 0.5,
+                latency_stale_ms: stale_ms,
+            },
+        ))
     }
 
     #[test]

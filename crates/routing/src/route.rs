@@ -195,14 +195,15 @@ impl Compiler<'_> {
             self.deployments
                 .entry(key)
                 .or_insert_with(|| {
+                    let name: Arc<str> = match model {
+                        Some(m) => Arc::from(format!("{provider}/{m}")),
+                        None => Arc::from(provider),
+                    };
                     Arc::new(Deployment {
                         upstream,
                         model: model.map(Arc::from),
-                        name: match model {
-                            Some(m) => Arc::from(format!("{provider}/{m}")),
-                            None => Arc::from(provider),
-                        },
-                        health: Arc::new(Health::new(routing)),
+                        health: Arc::new(Health::new(&name, routing)),
+                        name,
                     })
                 })
                 .clone(),
