@@ -124,6 +124,15 @@ impl Routes {
         catalog: &Catalog,
         price_of: PriceOf<'_>,
     ) -> Result<Self, String> {
+        if routing.breaker_failures == 0 {
+            return Err("[routing] breaker_failures must be at least 1".into());
+        }
+        if !(routing.latency_alpha > 0.0 && routing.latency_alpha <= 1.0) {
+            return Err(format!(
+                "[routing] latency_alpha must be more than 0 and at most 1, not {}",
+                routing.latency_alpha
+            ));
+        }
         let providers: Vec<Arc<Upstream>> = providers.into_iter().map(Arc::new).collect();
         let mut c = Compiler {
             providers: providers
@@ -808,6 +817,26 @@ mod tests {
         ];
         for (text, want) in cases {
             let e = compile(&["a"], text).expect_err(text);
+            assert!(e.contains(want), "{e:?} should say {want:?}");
+        }
+        for (routing, want) in [
+            (
+                RoutingConfig {
+                    breaker_failures: 0,
+                    ..Default::default()
+                },
+                "breaker_failures must be at least 1",
+            ),
+            (
+                RoutingConfig {
+                    latency_alpha: f64::NAN,
+                    ..Default::default()
+                },
+                "latency_alpha must be more than 0",
+            ),
+        ] {
+            let e = Routes::compile(vec![sim("a")], &[], &routing, &Catalog::default(), &price)
+                .expect_err(want);
             assert!(e.contains(want), "{e:?} should say {want:?}");
         }
     }
