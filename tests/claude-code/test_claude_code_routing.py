@@ -1,9 +1,13 @@
-"""The real Claude Code CLI through a route whose primary target fails every turn with 529 or
-500: the gateway falls back to the scripted upstream before any byte reaches Claude Code, so the
-run completes without error although Claude Code itself is told not to retry.
+"""The real Claude Code CLI through routes.
 
-The primary is a `simulator` provider with injected errors; the fallback is the strict scripted
-upstream playing the Bash tool loop and the subagent scenarios.
+- A route whose primary target fails every turn with 529 or 500: the gateway falls back to the
+  scripted upstream before any byte reaches Claude Code, so the run completes without error
+  although Claude Code itself is told not to retry. The primary is a `simulator` provider with
+  injected errors; the fallback is the strict scripted upstream playing the Bash tool loop and
+  the subagent scenarios.
+- A weighted route over two providers (both the scripted upstream under different names): every
+  turn of a session, and every turn of its subagent, stays on one provider — session affinity
+  from the headers Claude Code really sends.
 """
 
 from __future__ import annotations
@@ -38,24 +42,7 @@ MAIN_MODEL = "claude-opus-5-5"
 pytestmark = pytest.mark.timeout(CLAUDE_TIMEOUT * 2 + 60)
 
 
-class RoutedGateway(Gateway):
-    """A gateway whose config adds a failing simulator and a route over it and the upstream."""
-
-    def __init__(self, upstream, workdir: Path):  # noqa: F811 - the shared fixture's name
-        self.upstream = upstream
-        self.workdir = workdir
-        self.data_dir = workdir / "data"
-        self.config_path = workdir / "tollgate.toml"
-        self.bin = find_binary("TOLLGATE_BIN", "tollgate")
-        workdir.mkdir(parents=True, exist_ok=True)
-        self.config_path.write_text(
-            f"""
-[[providers]]
-name = "anthropic"
-kind = "anthropic"
-base_url = "{upstream.url}"
-api_key = "${{UPSTREAM_KEY}}"
-
+FAILING_PRIMARY = f"""
 [[providers]]
 name = "overloaded"
 kind = "simulator"
@@ -69,6 +56,48 @@ breaker_failures = 100000
 name = "claude-code"
 match = "{MAIN_MODEL}"
 targets = [{{ provider = "overloaded" }}, {{ provider = "anthropic" }}]
+"""
+
+# `URL` and `MODEL` are filled in by the fixture.
+TWO_EQUAL_PROVIDERS = """
+[[providers]]
+name = "twin-a"
+kind = "anthropic"
+base_url = "URL"
+api_key = "${UPSTREAM_KEY}"
+
+[[providers]]
+name = "twin-b"
+kind = "anthropic"
+base_url = "URL"
+api_key = "${UPSTREAM_KEY}"
+
+[[routes]]
+name = "claude-code"
+match = "MODEL"
+strategy = "weighted"
+targets = [{ provider = "twin-a" }, { provider = "twin-b" }]
+"""
+
+
+class RoutedGateway(Gateway):
+    """A gateway with the scripted upstream as provider `anthropic`, plus `extra` config."""
+
+    def __init__(self, upstream, workdir: Path, extra: str):  # noqa: F811 - the fixture's name
+        self.upstream = upstream
+        self.workdir = workdir
+        self.data_dir = workdir / "data"
+        self.config_path = workdir / "tollgate.toml"
+        self.bin = find_binary("TOLLGATE_BIN", "tollgate")
+        workdir.mkdir(parents=True, exist_ok=True)
+        self.config_path.write_text(
+            f"""
+[[providers]]
+name = "anthropic"
+kind = "anthropic"
+base_url = "{upstream.url}"
+api_key = "${{UPSTREAM_KEY}}"
+{extra}
 """
         )
         self.proc = Proc(
@@ -93,7 +122,15 @@ targets = [{{ provider = "overloaded" }}, {{ provider = "anthropic" }}]
 
 @pytest.fixture(scope="module")
 def routed_gateway(upstream, tmp_path_factory):  # noqa: F811
-    gw = RoutedGateway(upstream, tmp_path_factory.mktemp("routed-gateway"))
+    gw = RoutedGateway(upstream, tmp_path_factory.mktemp("routed-gateway"), FAILING_PRIMARY)
+    yield gw
+    gw.close()
+
+
+@pytest.fixture(scope="module")
+def balanced_gateway(upstream, tmp_path_factory):  # noqa: F811
+    extra = TWO_EQUAL_PROVIDERS.replace("URL", upstream.url).replace("MODEL", MAIN_MODEL)
+    gw = RoutedGateway(upstream, tmp_path_factory.mktemp("balanced-gateway"), extra)
     yield gw
     gw.close()
 
@@ -111,8 +148,8 @@ def _fresh_upstream_recording(upstream):  # noqa: F811
 def run_claude(gateway: Gateway, key: str, prompt: str, tmp_path: Path) -> Run:
     home = tmp_path / "home"
     workdir = tmp_path / "project"
-    home.mkdir(exist_ok=True)
-    workdir.mkdir(exist_ok=True)
+    home.mkdir(parents=True, exist_ok=True)
+    workdir.mkdir(parents=True, exist_ok=True)
     env = {
         "PATH": os.environ.get("PATH", "/usr/local/bin:/usr/bin:/bin"),
         "HOME": str(home),
@@ -197,3 +234,21 @@ def test_subagent_survives_a_failing_primary(routed_gateway, routed_key, upstrea
     assert any(r.get("agent_id") for r in records), "no subagent turn went through the route"
     for record in records:
         assert_fell_back(record)
+
+
+def test_sessions_and_their_subagents_stay_on_one_provider(balanced_gateway, upstream, tmp_path):  # noqa: F811
+    key = balanced_gateway.create_key("alice", "platform", name="affinity-tests")["key"]
+    placements = []
+    for i in range(4):
+        run = run_claude(
+            balanced_gateway, key, "[[scenario:agent]] Delegate to a helper.", tmp_path / str(i)
+        )
+        assert run.returncode == 0, run.describe()
+        assert run.result and run.result.get("is_error") is False, run.describe()
+        records = routed_records(balanced_gateway, run.result["session_id"], 3)
+        main = {r.get("provider") for r in records if not r.get("agent_id")}
+        sub = {r.get("provider") for r in records if r.get("agent_id")}
+        assert len(main) == 1 and len(sub) == 1, records
+        assert all(r.get("affinity") is True for r in records), records
+        placements.append((main.pop(), sub.pop()))
+    print(f"session placements (main loop, subagent): {placements}")
