@@ -12,8 +12,11 @@ use std::time::{Duration, Instant};
 /// Where a breaker stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BreakerState {
+    /// Requests flow; `failures` consecutive failures so far.
     Closed { failures: u32 },
+    /// Requests are kept away until `until`.
     Open { until: Instant },
+    /// One probe may go (`probing`: it is on its way).
     HalfOpen { probing: bool },
 }
 

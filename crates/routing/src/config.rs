@@ -63,6 +63,7 @@ pub struct RouteConfig {
     /// Model names (catalogue names, aliases or plain ids) this route serves.
     #[serde(default, rename = "match")]
     pub models: OneOrMany,
+    /// How the targets are ordered (default `fallback`).
     #[serde(default)]
     pub strategy: Strategy,
     /// The targets when no branch's conditions hold.
@@ -75,10 +76,13 @@ pub struct RouteConfig {
     /// `[429, 500, 502, 503, 504, 529, "timeout", "connect"]`.
     #[serde(default)]
     pub fallback_on: Option<Vec<FailureClass>>,
+    /// Retries after the fallback pass, backoff and deadline.
     #[serde(default)]
     pub retry: RetryConfig,
+    /// Whether sessions stick to a target (default `session`).
     #[serde(default)]
     pub affinity: Affinity,
+    /// Per-attempt time limits for every target of the route.
     #[serde(default)]
     pub timeouts: TimeoutConfig,
 }
@@ -87,10 +91,12 @@ pub struct RouteConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct BranchConfig {
+    /// The conditions; every key given must hold.
     pub when: ConditionConfig,
     /// Defaults to the route's strategy.
     #[serde(default)]
     pub strategy: Option<Strategy>,
+    /// The branch's targets.
     pub targets: Vec<TargetConfig>,
 }
 
@@ -98,6 +104,7 @@ pub struct BranchConfig {
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TargetConfig {
+    /// A configured provider's name.
     #[serde(default)]
     pub provider: Option<String>,
     /// Another route whose plan is used in this place.
@@ -110,6 +117,7 @@ pub struct TargetConfig {
     /// Share of traffic under `weighted` (and tie-break weight elsewhere); default 1.
     #[serde(default)]
     pub weight: Option<u32>,
+    /// Per-target timeouts and headers.
     #[serde(default)]
     pub overrides: TargetOverrides,
 }
@@ -118,8 +126,11 @@ pub struct TargetConfig {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TargetOverrides {
+    /// Replaces the route's `timeouts.connect_ms` for this target.
     pub connect_timeout_ms: Option<u64>,
+    /// Replaces the route's `timeouts.ttfb_ms` for this target.
     pub ttfb_timeout_ms: Option<u64>,
+    /// Replaces the route's `timeouts.idle_ms` for this target.
     pub idle_timeout_ms: Option<u64>,
     /// Headers set on the upstream request (replacing a client header of the same name).
     #[serde(default)]
@@ -130,7 +141,9 @@ pub struct TargetOverrides {
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(untagged)]
 pub enum FailureClass {
+    /// An HTTP status the upstream answered.
     Status(u16),
+    /// `"timeout"` or `"connect"`.
     Named(String),
 }
 
@@ -142,6 +155,7 @@ pub struct RetryConfig {
     pub retries: u32,
     /// Backoff before the n-th retry is drawn from `[0, min(max, base * 2^n)]` (full jitter).
     pub backoff_base_ms: u64,
+    /// The largest backoff.
     pub backoff_max_ms: u64,
     /// Longest `retry-after` waited for; a target asking for more is not retried.
     pub retry_after_max_ms: u64,
@@ -178,13 +192,16 @@ pub struct TimeoutConfig {
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ConditionConfig {
+    /// The caller's team name.
     #[serde(default)]
     pub team: Option<OneOrMany>,
+    /// The caller's user name.
     #[serde(default)]
     pub user: Option<OneOrMany>,
     /// Key id or key name.
     #[serde(default)]
     pub key: Option<OneOrMany>,
+    /// `x-tollgate-project`.
     #[serde(default)]
     pub project: Option<OneOrMany>,
     /// Any of these tags (`x-tollgate-tags`).
@@ -196,11 +213,13 @@ pub struct ConditionConfig {
     /// The requested model, as the client named it.
     #[serde(default)]
     pub model: Option<OneOrMany>,
+    /// Whether the request streams.
     #[serde(default)]
     pub stream: Option<bool>,
-    /// Request body size bounds, a cheap stand-in for input tokens.
+    /// Smallest request body (decoded bytes), a cheap stand-in for input tokens.
     #[serde(default)]
     pub min_input_bytes: Option<u64>,
+    /// Largest request body (decoded bytes).
     #[serde(default)]
     pub max_input_bytes: Option<u64>,
 }

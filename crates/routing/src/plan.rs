@@ -34,7 +34,9 @@ pub struct Routes {
 /// One attempt of a plan: where to send it and with which changes.
 #[derive(Debug, Clone)]
 pub struct Attempt {
+    /// Where the attempt goes.
     pub deployment: Arc<Deployment>,
+    /// The target's timeouts and headers.
     pub overrides: Arc<Overrides>,
 }
 
@@ -65,7 +67,9 @@ impl Attempt {
 pub struct RoutePlan {
     /// The route that made the plan (`None`: no route applied).
     pub route: Option<Arc<str>>,
+    /// Every target in the order to try them.
     pub attempts: Vec<Attempt>,
+    /// Fallback statuses, retries and timeouts of the route.
     pub policy: Arc<RoutePolicy>,
     /// The session's stable hash chose the order.
     pub affinity: bool,

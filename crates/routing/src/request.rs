@@ -8,15 +8,23 @@ use http::HeaderMap;
 pub struct RequestMeta<'a> {
     /// The model as the client named it.
     pub model: &'a str,
+    /// The request asks for a stream.
     pub stream: bool,
     /// Size of the (decoded) request body.
     pub input_bytes: u64,
+    /// The caller's team name.
     pub team: Option<&'a str>,
+    /// The caller's user name.
     pub user: Option<&'a str>,
+    /// The gateway key's id.
     pub key_id: Option<&'a str>,
+    /// The gateway key's name.
     pub key_name: Option<&'a str>,
+    /// `x-tollgate-project`.
     pub project: Option<&'a str>,
+    /// `x-tollgate-tags`, split.
     pub tags: &'a [String],
+    /// The client's headers.
     pub headers: &'a HeaderMap,
     /// `X-Claude-Code-Session-Id`.
     pub session_id: Option<&'a str>,

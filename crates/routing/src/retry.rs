@@ -100,10 +100,15 @@ impl FallbackOn {
 /// Backoff and deadline of a route.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RetryPolicy {
+    /// Attempts after the fallback pass.
     pub retries: u32,
+    /// Ceiling of the first retry's backoff, doubled for each next one.
     pub backoff_base: Duration,
+    /// The largest backoff ceiling.
     pub backoff_max: Duration,
+    /// The longest `retry-after` honoured; longer ones mean no retry of that target.
     pub retry_after_max: Duration,
+    /// From the first attempt, the time after which nothing starts.
     pub deadline: Duration,
 }
 
@@ -161,8 +166,11 @@ impl AttemptKind {
 /// The next attempt: which target, what kind, and how long to wait before it.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Step {
+    /// The attempt's index in the plan.
     pub index: usize,
+    /// First, fallback or retry.
     pub kind: AttemptKind,
+    /// How long to wait before sending it.
     pub wait: Duration,
     /// The target's breaker refuses, but nothing better is left: attempt it anyway.
     pub forced: bool,

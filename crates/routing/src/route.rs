@@ -21,19 +21,24 @@ use tollgate_providers::Upstream;
 /// Where attempts are sent: a provider and, optionally, the model id to send it.
 #[derive(Debug)]
 pub struct Deployment {
+    /// The provider.
     pub upstream: Arc<Upstream>,
     /// A model id fixed by the route; `None` maps the requested model through the catalogue.
     pub model: Option<Arc<str>>,
     /// `provider` or `provider/model`: the name affinity hashes and health is kept under.
     pub name: Arc<str>,
+    /// Breaker, latency and load, shared by every route naming this deployment.
     pub health: Arc<Health>,
 }
 
 /// Per-attempt time limits; `None` leaves the server's default.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Timeouts {
+    /// Opening a connection.
     pub connect: Option<Duration>,
+    /// Up to the response head (and the first content delta when held back).
     pub ttfb: Option<Duration>,
+    /// Silence between stream events.
     pub idle: Option<Duration>,
 }
 
@@ -51,6 +56,7 @@ impl Timeouts {
 /// A target's changes to its attempts.
 #[derive(Debug, Clone, Default)]
 pub struct Overrides {
+    /// Replace the route's where set.
     pub timeouts: Timeouts,
     /// Set on the upstream request, replacing any header of the same name.
     pub headers: Vec<(HeaderName, HeaderValue)>,
@@ -59,6 +65,7 @@ pub struct Overrides {
 /// What a target is.
 #[derive(Debug, Clone)]
 pub enum Node {
+    /// A provider (with its own model or not).
     Deployment(Arc<Deployment>),
     /// Index of another route in the table.
     Route(usize),
@@ -67,8 +74,11 @@ pub enum Node {
 /// One entry of a branch's target list.
 #[derive(Debug, Clone)]
 pub struct Target {
+    /// What the target is.
     pub node: Node,
+    /// Share under `weighted`, and tie-break weight elsewhere.
     pub weight: u32,
+    /// Timeouts and headers of its attempts.
     pub overrides: Arc<Overrides>,
     /// The name rendezvous hashing uses.
     pub key: Arc<str>,
@@ -79,15 +89,20 @@ pub struct Target {
 /// A strategy with its targets.
 #[derive(Debug, Clone)]
 pub struct Branch {
+    /// How the targets are ordered.
     pub strategy: Strategy,
+    /// The targets, as configured.
     pub targets: Vec<Target>,
 }
 
 /// How a route's attempts are made.
 #[derive(Debug, Clone)]
 pub struct RoutePolicy {
+    /// The failures that move on to another attempt.
     pub fallback_on: FallbackOn,
+    /// Retries, backoff, deadline.
     pub retry: RetryPolicy,
+    /// Per-attempt time limits.
     pub timeouts: Timeouts,
 }
 
@@ -111,11 +126,17 @@ impl RoutePolicy {
 /// A compiled `[[routes]]` entry.
 #[derive(Debug)]
 pub struct Route {
+    /// The route's name.
     pub name: Arc<str>,
+    /// The model names of `match`, as written.
     pub models: Vec<String>,
+    /// Conditional branches, first match wins.
     pub branches: Vec<(Condition, Branch)>,
+    /// The targets when no branch holds.
     pub default: Option<Branch>,
+    /// How attempts are made.
     pub policy: Arc<RoutePolicy>,
+    /// Sessions stick to a target.
     pub affinity: bool,
 }
 

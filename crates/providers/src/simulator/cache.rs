@@ -80,8 +80,11 @@ const MAX_ENTRIES: usize = 100_000;
 /// How the input of one request splits between fresh, written and read tokens.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct CacheUse {
+    /// Tokens after the last breakpoint (never cached).
     pub input_tokens: u64,
+    /// Cacheable tokens not found in the cache, written now.
     pub cache_creation_input_tokens: u64,
+    /// Tokens read from the cache.
     pub cache_read_input_tokens: u64,
 }
 

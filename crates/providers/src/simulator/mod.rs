@@ -39,6 +39,7 @@ use tollgate_wire::headers::{REQUEST_ID, X_CLAUDE_CODE_AGENT_ID, X_CLAUDE_CODE_S
 /// A configured simulator. Clones share settings, cache and counters.
 #[derive(Clone)]
 pub struct SimulatorUpstream {
+    /// The provider entry's name.
     pub name: String,
     inner: Arc<Inner>,
 }
