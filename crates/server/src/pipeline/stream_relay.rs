@@ -126,21 +126,6 @@ impl StreamRelay {
             .finish_response(self.status, &self.watch.facts, self.bytes_out, failure);
     }
 
-    /// Ends the stream with an error in the client's dialect, recording why.
-    fn fail(&mut self, kind: &str, message: String) -> Frame<Bytes> {
-        let mut frame = self.encode_for_client(error_event(kind, &message)).to_vec();
-        if let Some(enc) = self.encode.as_mut() {
-            frame.extend_from_slice(&enc.finish());
-        }
-        let frame = Bytes::from(frame);
-        self.bytes_out += frame.len() as u64;
-        self.settle(Some((kind.to_string(), message)));
-        self.ended = true;
-        Frame::data(frame)
-    }
-}
-
-impl StreamRelay {
     /// One upstream chunk: decoded, watched, encoded for the client, recorded.
     fn on_data(&mut self, data: Bytes) -> Frame<Bytes> {
         let anthropic = match self.decode.as_mut() {
@@ -162,6 +147,19 @@ impl StreamRelay {
             self.settle(None);
         }
         Frame::data(out)
+    }
+
+    /// Ends the stream with an error in the client's dialect, recording why.
+    fn fail(&mut self, kind: &str, message: String) -> Frame<Bytes> {
+        let mut frame = self.encode_for_client(error_event(kind, &message)).to_vec();
+        if let Some(enc) = self.encode.as_mut() {
+            frame.extend_from_slice(&enc.finish());
+        }
+        let frame = Bytes::from(frame);
+        self.bytes_out += frame.len() as u64;
+        self.settle(Some((kind.to_string(), message)));
+        self.ended = true;
+        Frame::data(frame)
     }
 }
 
