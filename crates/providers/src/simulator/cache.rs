@@ -29,10 +29,7 @@ impl PromptShape {
     /// Reads a Messages body; an unreadable one counts whole and uncached.
     pub fn of(body: &[u8]) -> Self {
         let Ok(v) = serde_json::from_slice::<serde_json::Value>(body) else {
-            return Self {
-                bytes: body.len() as u64,
-                cacheable_bytes: 0,
-            };
+            return Self::uncached(body.len());
         };
         let mut shape = Self::default();
         let mut add = |part: &serde_json::Value| {
@@ -60,6 +57,14 @@ impl PromptShape {
             }
         }
         shape
+    }
+
+    /// A prompt of `len` bytes counted whole and uncached.
+    pub fn uncached(len: usize) -> Self {
+        Self {
+            bytes: len as u64,
+            cacheable_bytes: 0,
+        }
     }
 
     /// Input tokens of the prompt (at least one).

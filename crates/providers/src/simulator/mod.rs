@@ -153,10 +153,10 @@ impl SimulatorUpstream {
         body: &Bytes,
     ) -> Response<SimBody> {
         let s = self.settings();
-        let n = self.inner.seq.fetch_add(1, Ordering::Relaxed) + 1;
+        let seq = self.inner.seq.fetch_add(1, Ordering::Relaxed) + 1;
         // The provider's name in the request id tells a test (or a person reading a journal)
         // which simulator answered.
-        let n = &format!("{}_{n:08}", self.name);
+        let n = &format!("{}_{seq:08}", self.name);
         let facts = match read_request(body) {
             Ok(f) => f,
             Err(e) => return error(400, &e.to_string(), None, n),
@@ -164,7 +164,13 @@ impl SimulatorUpstream {
         let Some(model) = facts.model else {
             return error(400, "model: field required", None, n);
         };
-        let prompt = cache::PromptShape::of(body);
+        // Only a session's requests can hit the cache; the others skip reading the prompt's
+        // structure, so a load test without session ids costs the simulator little.
+        let key = cache_key(&model, headers);
+        let prompt = match key {
+            Some(_) => cache::PromptShape::of(body),
+            None => cache::PromptShape::uncached(body.len()),
+        };
         let prompt_tokens = prompt.tokens();
         let path = api_path.split('?').next().unwrap_or(api_path);
         if path.ends_with("/count_tokens") {
@@ -180,12 +186,10 @@ impl SimulatorUpstream {
             let retry_after = s.retry_after.filter(|_| status == 429 || status == 529);
             return error(status, message, retry_after, n);
         }
-        let usage = self.inner.cache.split(
-            cache_key(&model, headers),
-            prompt_tokens,
-            prompt.cacheable_tokens(),
-            s.cache_ttl,
-        );
+        let usage =
+            self.inner
+                .cache
+                .split(key, prompt_tokens, prompt.cacheable_tokens(), s.cache_ttl);
         let output_tokens = s
             .output_tokens
             .min(facts.max_tokens.unwrap_or(u64::MAX))
