@@ -913,3 +913,40 @@ retry = { retries = 1 }
         "{rec}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_target_is_skipped_at_connect() {
+    // The rig's `anthropic` provider points at a port where nothing listens.
+    let rig = Rig::start(&format!(
+        "{}{}",
+        sim("reachable", ""),
+        r#"
+[[routes]]
+name = "r"
+match = "claude-sonnet-4-5"
+targets = [{ provider = "anthropic" }, { provider = "reachable" }]
+timeouts = { connect_ms = 500 }
+"#
+    ))
+    .await;
+    for stream in [false, true] {
+        let reply = rig.ask(simple_body(SONNET, stream), &[]).await;
+        assert_eq!(reply.status, 200, "{}", reply.text());
+        assert_eq!(served_by(&reply), "reachable");
+        let rec = rig.gw.record(&reply.request_id()).await;
+        let a = attempts(&rec);
+        assert_eq!(a[0], ("anthropic".into(), None, "first".into()), "{rec}");
+        assert!(
+            rec["attempts"][0]["error"]
+                .as_str()
+                .unwrap()
+                .contains("could not be reached"),
+            "{rec}"
+        );
+        assert_eq!(
+            a[1],
+            ("reachable".into(), Some(200), "fallback".into()),
+            "{rec}"
+        );
+    }
+}
