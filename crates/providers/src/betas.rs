@@ -117,7 +117,8 @@ pub struct BetaTable {
 
 fn slot(kind: ProviderKind) -> usize {
     match kind {
-        ProviderKind::Anthropic => 0,
+        // The simulator speaks the first-party API and takes whatever it is sent.
+        ProviderKind::Anthropic | ProviderKind::Simulator => 0,
         ProviderKind::Bedrock => 1,
         ProviderKind::Vertex => 2,
         ProviderKind::Openai => 3,

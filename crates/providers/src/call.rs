@@ -9,6 +9,7 @@ use crate::bedrock::BedrockUpstream;
 use crate::config::{ProviderConfig, ProviderKind};
 use crate::forward::is_withheld;
 use crate::openai::OpenAiUpstream;
+use crate::simulator::SimulatorUpstream;
 use crate::vertex::VertexUpstream;
 use bytes::Bytes;
 use http::{HeaderMap, Uri};
@@ -122,6 +123,8 @@ pub enum Upstream {
     Vertex(VertexUpstream),
     /// `kind = "openai"`, `"azure-openai"` or `"openai-compatible"`.
     OpenAi(OpenAiUpstream),
+    /// `kind = "simulator"`: answered inside the gateway.
+    Simulator(SimulatorUpstream),
 }
 
 impl Upstream {
@@ -132,6 +135,7 @@ impl Upstream {
             Upstream::Bedrock(u) => &u.name,
             Upstream::Vertex(u) => &u.name,
             Upstream::OpenAi(u) => &u.name,
+            Upstream::Simulator(u) => &u.name,
         }
     }
 
@@ -142,13 +146,14 @@ impl Upstream {
             Upstream::Bedrock(_) => ProviderKind::Bedrock,
             Upstream::Vertex(_) => ProviderKind::Vertex,
             Upstream::OpenAi(u) => u.kind(),
+            Upstream::Simulator(_) => ProviderKind::Simulator,
         }
     }
 
     /// What body and stream format the upstream speaks.
     pub fn dialect(&self) -> Dialect {
         match self {
-            Upstream::Anthropic(_) => Dialect::Anthropic,
+            Upstream::Anthropic(_) | Upstream::Simulator(_) => Dialect::Anthropic,
             Upstream::Bedrock(_) => Dialect::Bedrock,
             Upstream::Vertex(_) => Dialect::Vertex,
             Upstream::OpenAi(_) => Dialect::OpenAi,
@@ -183,6 +188,7 @@ pub fn build_with_env(
         ProviderKind::Openai | ProviderKind::AzureOpenai | ProviderKind::OpenaiCompatible => {
             Upstream::OpenAi(OpenAiUpstream::from_config(config)?)
         }
+        ProviderKind::Simulator => Upstream::Simulator(SimulatorUpstream::from_config(config)?),
     })
 }
 
@@ -203,6 +209,16 @@ fn check_fields(c: &ProviderConfig) -> Result<(), ProviderConfigError> {
         ("deployment", c.deployment.is_some()),
         ("api_version", c.api_version.is_some()),
         ("betas", !c.betas.is_empty()),
+        ("ttfb_ms", c.ttfb_ms.is_some()),
+        ("tokens_per_second", c.tokens_per_second.is_some()),
+        ("output_tokens", c.output_tokens.is_some()),
+        ("errors", !c.errors.is_empty()),
+        ("retry_after", c.retry_after.is_some()),
+        ("midstream_drop_rate", c.midstream_drop_rate.is_some()),
+        ("stall_ms", c.stall_ms.is_some()),
+        ("stall_rate", c.stall_rate.is_some()),
+        ("cache_ttl_secs", c.cache_ttl_secs.is_some()),
+        ("control_file", c.control_file.is_some()),
     ];
     let allowed: &[&str] = match c.kind {
         ProviderKind::Anthropic => &["base_url", "api_key"],
@@ -225,6 +241,18 @@ fn check_fields(c: &ProviderConfig) -> Result<(), ProviderConfigError> {
         ],
         ProviderKind::Openai | ProviderKind::OpenaiCompatible => &["base_url", "api_key"],
         ProviderKind::AzureOpenai => &["endpoint", "deployment", "api_version", "api_key"],
+        ProviderKind::Simulator => &[
+            "ttfb_ms",
+            "tokens_per_second",
+            "output_tokens",
+            "errors",
+            "retry_after",
+            "midstream_drop_rate",
+            "stall_ms",
+            "stall_rate",
+            "cache_ttl_secs",
+            "control_file",
+        ],
     };
     for (field, is_set) in present {
         if is_set && !allowed.contains(&field) {

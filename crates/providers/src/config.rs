@@ -20,17 +20,20 @@ pub enum ProviderKind {
     AzureOpenai,
     /// Any server speaking OpenAI Chat Completions at `base_url`.
     OpenaiCompatible,
+    /// Answers Anthropic Messages inside the gateway, with configurable latency and failures.
+    Simulator,
 }
 
 impl ProviderKind {
     /// Every kind, in declaration order.
-    pub const ALL: [ProviderKind; 6] = [
+    pub const ALL: [ProviderKind; 7] = [
         ProviderKind::Anthropic,
         ProviderKind::Bedrock,
         ProviderKind::Vertex,
         ProviderKind::Openai,
         ProviderKind::AzureOpenai,
         ProviderKind::OpenaiCompatible,
+        ProviderKind::Simulator,
     ];
 
     /// The name used in configuration files.
@@ -42,6 +45,7 @@ impl ProviderKind {
             ProviderKind::Openai => "openai",
             ProviderKind::AzureOpenai => "azure-openai",
             ProviderKind::OpenaiCompatible => "openai-compatible",
+            ProviderKind::Simulator => "simulator",
         }
     }
 }
@@ -97,6 +101,36 @@ pub struct ProviderConfig {
     /// (`[providers.betas] "flag" = "drop" | "forward" | { map = "other" }`).
     #[serde(default)]
     pub betas: BTreeMap<String, BetaAction>,
+    /// Simulator: delay before the response head, in milliseconds.
+    #[serde(default)]
+    pub ttfb_ms: Option<u64>,
+    /// Simulator: output pace (0 or absent: all at once).
+    #[serde(default)]
+    pub tokens_per_second: Option<f64>,
+    /// Simulator: tokens per answer.
+    #[serde(default)]
+    pub output_tokens: Option<u64>,
+    /// Simulator: status → probability of answering it (`{ "529" = 0.3 }`).
+    #[serde(default)]
+    pub errors: BTreeMap<String, f64>,
+    /// Simulator: `retry-after` seconds on 429 and 529 answers.
+    #[serde(default)]
+    pub retry_after: Option<u64>,
+    /// Simulator: probability that an answer is cut part way.
+    #[serde(default)]
+    pub midstream_drop_rate: Option<f64>,
+    /// Simulator: length of a stall, in milliseconds.
+    #[serde(default)]
+    pub stall_ms: Option<u64>,
+    /// Simulator: probability of a stall.
+    #[serde(default)]
+    pub stall_rate: Option<f64>,
+    /// Simulator: lifetime of a simulated prompt-cache entry, in seconds.
+    #[serde(default)]
+    pub cache_ttl_secs: Option<u64>,
+    /// Simulator: a TOML file of the same keys, re-read while running; what it sets wins.
+    #[serde(default)]
+    pub control_file: Option<String>,
 }
 
 impl Default for ProviderConfig {
@@ -118,6 +152,16 @@ impl Default for ProviderConfig {
             deployment: None,
             api_version: None,
             betas: BTreeMap::new(),
+            ttfb_ms: None,
+            tokens_per_second: None,
+            output_tokens: None,
+            errors: BTreeMap::new(),
+            retry_after: None,
+            midstream_drop_rate: None,
+            stall_ms: None,
+            stall_rate: None,
+            cache_ttl_secs: None,
+            control_file: None,
         }
     }
 }
@@ -153,6 +197,16 @@ impl std::fmt::Debug for ProviderConfig {
             .field("deployment", &self.deployment)
             .field("api_version", &self.api_version)
             .field("betas", &self.betas)
+            .field("ttfb_ms", &self.ttfb_ms)
+            .field("tokens_per_second", &self.tokens_per_second)
+            .field("output_tokens", &self.output_tokens)
+            .field("errors", &self.errors)
+            .field("retry_after", &self.retry_after)
+            .field("midstream_drop_rate", &self.midstream_drop_rate)
+            .field("stall_ms", &self.stall_ms)
+            .field("stall_rate", &self.stall_rate)
+            .field("cache_ttl_secs", &self.cache_ttl_secs)
+            .field("control_file", &self.control_file)
             .finish()
     }
 }

@@ -54,7 +54,9 @@ async fn prepare(
         Upstream::Bedrock(u) => u.prepare(call).await,
         Upstream::Vertex(u) => u.prepare(call).await,
         Upstream::OpenAi(u) => u.prepare(call).await,
-        Upstream::Anthropic(_) => panic!("the Anthropic upstream has its own request builder"),
+        Upstream::Anthropic(_) | Upstream::Simulator(_) => {
+            panic!("Anthropic-dialect upstreams have their own request path")
+        }
     }
     .expect("prepared")
 }

@@ -128,6 +128,20 @@ pub async fn build_state(config: Config, data_dir: &Path) -> Result<Arc<AppState
         betas.insert(p.name.clone(), table);
     }
     let catalog = Catalog::new(config.models.clone())?;
+    // `cheapest` compares list prices per million input plus output tokens.
+    let price_of = |model: &str| {
+        prices
+            .lookup(model)
+            .map(|p| (p.base.input.0 + p.base.output.0).max(0) as u64)
+    };
+    let routes = Routes::compile(
+        upstreams,
+        &config.routes,
+        &config.routing,
+        &catalog,
+        &price_of,
+    )
+    .map_err(|e| format!("routes: {e}"))?;
     let jcfg = JournalConfig::in_dir(data_dir);
     let journal = Journal::open(&jcfg).map_err(|e| format!("journal: {e}"))?;
     let journal_reader =
@@ -156,7 +170,7 @@ pub async fn build_state(config: Config, data_dir: &Path) -> Result<Arc<AppState
         journal,
         journal_reader,
         prices,
-        routes: Routes::new(upstreams),
+        routes,
         catalog,
         betas,
         client_options,

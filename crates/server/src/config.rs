@@ -18,6 +18,10 @@ pub struct Config {
     #[serde(default)]
     pub models: Vec<tollgate_routing::ModelEntry>,
     #[serde(default)]
+    pub routes: Vec<tollgate_routing::RouteConfig>,
+    #[serde(default)]
+    pub routing: tollgate_routing::RoutingConfig,
+    #[serde(default)]
     pub prices: BTreeMap<String, PriceOverride>,
     #[serde(default)]
     pub journal: JournalSection,

@@ -751,3 +751,67 @@ rate = {{ requests_per_minute = 2 }}
     let v: Value = serde_json::from_slice(&got[0].1).unwrap();
     assert_eq!(v["alert"]["kind"], "counter_store_unavailable");
 }
+
+#[tokio::test]
+async fn a_provider_allow_list_steers_a_route_past_providers_it_does_not_allow() {
+    let upstream = ScriptedUpstream::start(UpstreamOptions::new(UPSTREAM_KEY))
+        .await
+        .unwrap();
+    let gw = Gateway::start_with(
+        &upstream.url(),
+        &format!(
+            r#"
+[[providers]]
+name = "backup"
+kind = "anthropic"
+base_url = "{}"
+api_key = "${{TG_TEST_UPSTREAM_KEY}}"
+
+[[routes]]
+name = "haiku"
+match = "{HAIKU}"
+strategy = "fallback"
+targets = [{{ provider = "anthropic" }}, {{ provider = "backup" }}]
+
+[[policies]]
+scope = "team:platform"
+name = "platform providers"
+allowed_providers = ["backup"]
+
+[[policies]]
+scope = "team:closed"
+name = "closed providers"
+allowed_providers = ["nowhere"]
+"#,
+            upstream.url()
+        ),
+    )
+    .await;
+    let c = client();
+    let post = |key: String| {
+        let req = messages_request(
+            &format!("{}/v1/messages", gw.url),
+            &key,
+            simple_body(HAIKU, false),
+            &[],
+        );
+        let c = c.clone();
+        async move { send(&c, req).await }
+    };
+    let platform = gw.create_key("alice", "platform").await;
+    let r = post(platform).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let rec = gw.record(&r.request_id()).await;
+    assert_eq!(rec["provider"], "backup", "{rec}");
+
+    let closed = gw.create_key("carl", "closed").await;
+    let r = post(closed).await;
+    assert_eq!(r.status, 403, "{}", r.text());
+    assert_eq!(error_of(&r).0, "permission_error");
+    assert!(error_of(&r).1.contains("closed providers"), "{}", r.text());
+    assert_eq!(
+        upstream.requests().len(),
+        1,
+        "nothing refused reached an upstream"
+    );
+}

@@ -4,6 +4,8 @@
 pub const X_TOLLGATE_API_KEY: &str = "x-tollgate-api-key";
 /// Asks for a named provider.
 pub const X_TOLLGATE_PROVIDER: &str = "x-tollgate-provider";
+/// Asks for a named route.
+pub const X_TOLLGATE_ROUTE: &str = "x-tollgate-route";
 /// Attributes the request to a project.
 pub const X_TOLLGATE_PROJECT: &str = "x-tollgate-project";
 /// Comma-separated tags recorded with the request.

@@ -15,6 +15,6 @@ mod record;
 mod segments;
 mod sqlite;
 
-pub use record::JournalRecord;
+pub use record::{AttemptRecord, JournalRecord};
 pub use segments::{Journal, JournalConfig};
 pub use sqlite::{JournalQuery, JournalReader, SpendBy, SpendQuery, SpendRow};

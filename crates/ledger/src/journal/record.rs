@@ -2,6 +2,24 @@
 
 use serde::{Deserialize, Serialize};
 
+/// One upstream attempt of a request.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct AttemptRecord {
+    pub provider: String,
+    /// The model id sent.
+    pub model: Option<String>,
+    /// The upstream's status; `None` when no response head arrived.
+    pub status: Option<u16>,
+    /// From sending the request to the response head (or the failure).
+    pub latency_ms: f64,
+    pub error: Option<String>,
+    /// `first`, `fallback` (another target at once) or `retry` (after a backoff).
+    pub kind: String,
+    /// Milliseconds waited before this attempt (backoff or `retry-after`).
+    pub waited_ms: f64,
+}
+
 /// Everything recorded about one request. Field names are the public journal format.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
@@ -27,7 +45,16 @@ pub struct JournalRecord {
     pub session_id: Option<String>,
     pub agent_id: Option<String>,
     pub model: Option<String>,
+    /// The provider that served the answer (the last attempt's).
     pub provider: Option<String>,
+    /// The model id sent to that provider, when it differs from `model`.
+    pub served_model: Option<String>,
+    /// The route that planned the attempts; `None` when no route applied.
+    pub route: Option<String>,
+    /// The session's stable hash chose the target order (session affinity).
+    pub affinity: bool,
+    /// Every attempt made upstream, in order.
+    pub attempts: Vec<AttemptRecord>,
     pub stream: bool,
     pub input_tokens: u64,
     pub output_tokens: u64,

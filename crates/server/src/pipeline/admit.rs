@@ -29,6 +29,9 @@ pub struct Admitted {
     pub adjusted_by: Option<String>,
     /// The client's `max_tokens` when a policy lowered it.
     pub clamped_from: Option<u64>,
+    /// Provider allow-lists of the applicable policies, checked per attempt in forward (the
+    /// route decides the provider after admission).
+    pub provider_lists: Vec<(String, Vec<String>)>,
 }
 
 /// Runs the admit phase.
@@ -40,6 +43,7 @@ pub async fn admit(state: &AppState, mut classified: Classified) -> Result<Admit
             holds: Holds::default(),
             adjusted_by: None,
             clamped_from: None,
+            provider_lists: Vec::new(),
         });
     }
     let principal = classified.auth.principal.clone();
@@ -53,11 +57,9 @@ pub async fn admit(state: &AppState, mut classified: Classified) -> Result<Admit
         model_names.push(e.name.as_str());
         model_names.extend(e.aliases.iter().map(String::as_str));
     }
-    // The provider is the one the request names or the default; routes with several targets
-    // check provider policies against the first choice.
-    let provider = header(headers, X_TOLLGATE_PROVIDER)
-        .map(str::to_string)
-        .or_else(|| state.routes.provider_names().next().map(str::to_string));
+    // Only a provider the request names is known here; the route picks the others after
+    // admission, and forward checks each attempt's provider against the allow-lists.
+    let provider = header(headers, X_TOLLGATE_PROVIDER).map(str::to_string);
     let applicable = policies.applicable(&RequestScope {
         principal: &principal,
         project,
@@ -70,6 +72,7 @@ pub async fn admit(state: &AppState, mut classified: Classified) -> Result<Admit
             holds: Holds::default(),
             adjusted_by: None,
             clamped_from: None,
+            provider_lists: Vec::new(),
         });
     }
     let body = classified.auth.accepted.body.clone();
@@ -138,11 +141,16 @@ pub async fn admit(state: &AppState, mut classified: Classified) -> Result<Admit
             adjusted_by = Some(policy);
         }
     }
+    let provider_lists = applicable
+        .iter()
+        .filter_map(|p| Some((p.name.clone(), p.spec.allowed_providers.clone()?)))
+        .collect();
     Ok(Admitted {
         classified,
         holds: admitted.holds,
         adjusted_by,
         clamped_from,
+        provider_lists,
     })
 }
 

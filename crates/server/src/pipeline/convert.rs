@@ -37,7 +37,9 @@ pub fn request_body(
         ))
     };
     match upstream {
-        Upstream::Anthropic(_) => with_model(anthropic_body, model_id, stream),
+        Upstream::Anthropic(_) | Upstream::Simulator(_) => {
+            with_model(anthropic_body, model_id, stream)
+        }
         Upstream::Bedrock(_) if count_tokens => Err(not_offered("the Bedrock")),
         Upstream::Bedrock(_) => messages_to_bedrock_body(anthropic_body, betas)
             .map(|b| b.body)
@@ -78,7 +80,7 @@ pub fn response_body(
             ))
         }),
         Upstream::Bedrock(_) => Ok(strip_invocation_metrics(&body).unwrap_or(body)),
-        Upstream::Anthropic(_) | Upstream::Vertex(_) => Ok(body),
+        Upstream::Anthropic(_) | Upstream::Simulator(_) | Upstream::Vertex(_) => Ok(body),
     }
 }
 
@@ -113,7 +115,7 @@ pub fn error_response(
             (StatusCode::from_u16(s).unwrap_or(status), b)
         }
         // Vertex relays Anthropic's own error envelope; anything else is wrapped.
-        Upstream::Anthropic(_) | Upstream::Vertex(_)
+        Upstream::Anthropic(_) | Upstream::Simulator(_) | Upstream::Vertex(_)
             if serde_json::from_slice::<serde_json::Value>(body)
                 .is_ok_and(|v| v["type"] == "error") =>
         {
@@ -183,7 +185,7 @@ pub fn stream_decoder(
             client_model,
             message_id,
         )))),
-        Upstream::Anthropic(_) | Upstream::Vertex(_) => None,
+        Upstream::Anthropic(_) | Upstream::Simulator(_) | Upstream::Vertex(_) => None,
     }
 }
 

@@ -1,9 +1,18 @@
 //! Phase 6, forward: send the request upstream and relay the answer back.
 //!
+//! The plan's attempts are made in the order its [`Schedule`] gives, until one answers or the
+//! request runs out of attempts or time. Only failures the route falls back on (by default 429,
+//! 5xx, 529, timeouts, refused connections) lead to another attempt, and only while nothing has
+//! reached the client; the last failure's answer is relayed as the upstream gave it. A stream
+//! is committed to an upstream once its first content delta arrives — when another attempt
+//! could still follow, the events before it (`message_start`, `ping`) are held back so an
+//! upstream that fails at once (an `event: error`, a cut connection) is replaced unseen. After
+//! that, a failure reaches the client as an `event: error` in its dialect ([`StreamRelay`]).
+//!
 //! Non-streaming answers are read whole (they are generated whole anyway), settled, then sent,
-//! so their journal record exists before the client has the first byte. Streams are relayed
-//! frame by frame by [`StreamRelay`]. An Anthropic upstream gets the client's bytes unchanged;
-//! other upstreams go through [`convert`](super::convert).
+//! so their journal record exists before the client has the first byte. An Anthropic upstream
+//! gets the client's bytes unchanged — every attempt shares the one body (`Bytes`); other
+//! upstreams go through [`convert`](super::convert).
 
 use super::accept::{Accepted, Endpoint};
 use super::convert;
@@ -11,20 +20,105 @@ use super::dialect::{self, ClientSide};
 use super::route::Routed;
 use super::settle::Recorder;
 use super::stream_relay::StreamRelay;
-use crate::error::GatewayError;
+use crate::error::{ErrorKind, GatewayError};
 use crate::state::AppState;
 use axum::body::Body;
 use bytes::Bytes;
-use http::{HeaderMap, HeaderValue, Response};
+use http::{HeaderMap, HeaderValue, Response, StatusCode};
 use http_body_util::{BodyExt, Limited};
 use std::sync::Arc;
-use tollgate_providers::{Operation, Upstream, UpstreamBody, UpstreamCall};
-use tollgate_routing::ModelOnProvider;
+use std::time::{Duration, Instant};
+use tollgate_govern::admission::Refusal;
+use tollgate_govern::policy_set::allowed_by;
+use tollgate_ledger::journal::AttemptRecord;
+use tollgate_providers::{
+    Dialect, Operation, ResponseBody, Upstream, UpstreamBody, UpstreamCall, UpstreamClient,
+    UpstreamClientOptions,
+};
+use tollgate_routing::retry::parse_retry_after;
+use tollgate_routing::{
+    Attempt, Failure, Lease, ModelOnProvider, RoutePolicy, Schedule, Step, Timeouts,
+};
 use tollgate_wire::anthropic::read_response;
 use tollgate_wire::headers::{ANTHROPIC_BETA, HOP_BY_HOP, REQUEST_ID};
+use tollgate_wire::sse::SseScanner;
 
 /// Non-streaming upstream answers larger than this are refused rather than buffered.
 const MAX_UPSTREAM_BODY: usize = 256 * 1024 * 1024;
+/// Error bodies of attempts that are replaced are read up to this size, for the journal.
+const MAX_ERROR_DETAIL: usize = 64 * 1024;
+/// Stream bytes held back while waiting for the first content event; past this the stream is
+/// committed anyway (no real stream starts with that much before its content).
+const MAX_HELD_BACK: usize = 256 * 1024;
+
+/// `1.5 s`, `250 ms`: durations in messages, readable whether they came from seconds or
+/// milliseconds of configuration.
+pub(crate) fn human(d: Duration) -> String {
+    if d >= Duration::from_secs(1) && d.subsec_millis() == 0 {
+        format!("{} s", d.as_secs())
+    } else if d >= Duration::from_secs(1) {
+        format!("{:.1} s", d.as_secs_f64())
+    } else {
+        format!("{} ms", d.as_millis())
+    }
+}
+
+/// What every attempt of the request shares.
+struct Request<'a> {
+    state: &'a Arc<AppState>,
+    accepted: &'a Accepted,
+    client: &'a ClientSide,
+    requested: &'a str,
+    stream: bool,
+    /// Provider allow-lists of the policies that apply: (policy name, allowed providers).
+    provider_lists: &'a [(String, Vec<String>)],
+}
+
+/// An attempt's time limits once route, target and server defaults are combined.
+#[derive(Debug, Clone, Copy)]
+struct Limits {
+    connect: Option<Duration>,
+    ttfb: Duration,
+    idle: Duration,
+}
+
+fn limits(state: &AppState, policy: &Timeouts, attempt: &Attempt) -> Limits {
+    let t = attempt.overrides.timeouts.or(*policy);
+    let idle = state.limits.upstream_idle_timeout;
+    Limits {
+        connect: t.connect,
+        ttfb: t.ttfb.unwrap_or(idle),
+        idle: t.idle.unwrap_or(idle),
+    }
+}
+
+/// The journal entry of one attempt, filled in as it goes.
+struct AttemptLog {
+    record: AttemptRecord,
+    sent: Instant,
+}
+
+impl AttemptLog {
+    fn start(attempt: &Attempt, step: &Step, model: Option<&str>) -> Self {
+        Self {
+            record: AttemptRecord {
+                provider: attempt.name().to_string(),
+                model: model.map(str::to_string),
+                kind: step.kind.as_str().to_string(),
+                waited_ms: step.wait.as_secs_f64() * 1000.0,
+                ..Default::default()
+            },
+            sent: Instant::now(),
+        }
+    }
+
+    fn finish(mut self, rec: &mut Recorder, status: Option<u16>, error: Option<String>) {
+        self.record.status = status;
+        self.record.error = error;
+        self.record.latency_ms = (self.sent.elapsed().as_secs_f64() * 1_000_000.0).round() / 1000.0;
+        rec.push_attempt(self.record);
+    }
+}
 
 /// Runs the forward phase (and, for non-streaming answers, settle).
 pub async fn forward(
@@ -32,50 +126,407 @@ pub async fn forward(
     rec: &mut Recorder,
     routed: Routed,
 ) -> Result<Response<Body>, GatewayError> {
+    let plan = routed.plan;
+    let provider_lists = routed.admitted.provider_lists;
     let classified = routed.admitted.classified;
-    let client = classified.client;
-    let accepted = classified.auth.accepted;
-    let stream = classified.facts.stream;
     let requested = classified.facts.model.unwrap_or_default();
-    // One attempt per plan in this slice; fallback iterates here, before the first byte.
-    let Some(target) = routed.plan.attempts.first() else {
-        return Err(GatewayError::not_found("no route for this request"));
+    let r = Request {
+        state,
+        accepted: &classified.auth.accepted,
+        client: &classified.client,
+        requested: &requested,
+        stream: classified.facts.stream,
+        provider_lists: &provider_lists,
     };
-    rec.set_provider(target.name());
-    let model_id = match state.catalog.on_provider(&requested, target.name()) {
-        ModelOnProvider::Unlisted => requested.clone(),
-        ModelOnProvider::Mapped { id, .. } => id.to_string(),
-        ModelOnProvider::NotServed { name } => {
-            return Err(GatewayError::not_found(format!(
-                "model '{name}' is not served by provider '{}' (see [[models]] in the gateway config)",
-                target.name()
-            )));
-        }
+    rec.set_route(plan.route.as_deref(), plan.affinity);
+    let available = |i: usize| {
+        plan.attempts
+            .get(i)
+            .is_some_and(|a| a.health().available(Instant::now()))
     };
-    match target.as_ref() {
-        Upstream::Anthropic(a) => {
-            let body = if model_id == requested {
-                accepted.body
-            } else {
-                convert::with_model(&accepted.body, &model_id, stream)?
-            };
-            let req = a
-                .request(
-                    accepted.method,
-                    &accepted.api_path_and_query,
-                    &accepted.headers,
-                    body,
-                )
-                .map_err(|e| {
-                    GatewayError::bad_gateway(format!("cannot build upstream request: {e}"))
-                })?;
-            relay(state, rec, target, req, stream, &client).await
+    let mut schedule = Schedule::new(plan.attempts.len(), &plan.policy.retry, Instant::now());
+    let mut last_error: Option<GatewayError> = None;
+    while let Some(step) = schedule.next(Instant::now(), available) {
+        if !step.wait.is_zero() {
+            tokio::time::sleep(step.wait).await;
         }
-        other => {
-            let req = prepare_converted(state, other, &accepted, &model_id, stream).await?;
-            relay(state, rec, target, req, stream, &client).await
+        let Some(attempt) = plan.attempts.get(step.index) else {
+            break;
+        };
+        let health = attempt.health();
+        let Some(lease) = health
+            .acquire(Instant::now())
+            .or_else(|| step.forced.then(|| health.force()))
+        else {
+            // Another request took the half-open breaker's single probe meanwhile.
+            continue;
+        };
+        let mut turn = Turn {
+            r: &r,
+            rec: &mut *rec,
+            policy: &plan.policy,
+            schedule: &mut schedule,
+            available: &available,
+            step,
+            attempt,
+            lease: Some(lease),
+        };
+        match turn.run().await {
+            Attempted::Answered(result) => return result,
+            Attempted::Replaced(e) => last_error = Some(e),
         }
     }
+    Err(last_error.unwrap_or_else(|| {
+        GatewayError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            ErrorKind::Api,
+            format!(
+                "no target of route '{}' could be tried before its deadline",
+                plan.route.as_deref().unwrap_or("default")
+            ),
+        )
+    }))
+}
+
+/// How one attempt ended.
+enum Attempted {
+    /// What the client gets: an answer, or an error with nothing better left to try.
+    Answered(Result<Response<Body>, GatewayError>),
+    /// Failed before anything reached the client, and another attempt follows.
+    Replaced(GatewayError),
+}
+
+/// One attempt and everything it may update: the journal, the target's health, the schedule.
+struct Turn<'a, 'r> {
+    r: &'a Request<'r>,
+    rec: &'a mut Recorder,
+    policy: &'a RoutePolicy,
+    schedule: &'a mut Schedule,
+    available: &'a (dyn Fn(usize) -> bool + Sync),
+    step: Step,
+    attempt: &'a Attempt,
+    /// Until a stream takes it along.
+    lease: Option<Lease>,
+}
+
+impl Turn<'_, '_> {
+    fn lease(&mut self, f: impl FnOnce(&mut Lease)) {
+        if let Some(l) = self.lease.as_mut() {
+            f(l);
+        }
+    }
+
+    /// Whether a failure of this attempt can still be replaced by another attempt.
+    fn can_continue(&self) -> bool {
+        self.schedule.peek(Instant::now(), self.available).is_some()
+    }
+
+    /// A failure: replaced when `replaceable` and the schedule has more, else the answer.
+    fn give_up_or_replace(&self, replaceable: bool, e: GatewayError) -> Attempted {
+        if replaceable && self.can_continue() {
+            Attempted::Replaced(e)
+        } else {
+            Attempted::Answered(Err(e))
+        }
+    }
+
+    async fn run(&mut self) -> Attempted {
+        let r = self.r;
+        let (attempt, step) = (self.attempt, self.step);
+        let fallback_on = &self.policy.fallback_on;
+        self.rec.set_provider(attempt.name(), attempt.model());
+        let prepared = match model_for(r, attempt) {
+            Ok(model_id) => prepare(r, attempt, &model_id).await.map(|o| (o, model_id)),
+            Err(e) => Err(Unready::Unsupported(e)),
+        };
+        let (outgoing, log) = match prepared {
+            Ok((o, model_id)) => (o, AttemptLog::start(attempt, &step, Some(&model_id))),
+            Err(unready) => {
+                let (e, replaceable) = match unready {
+                    Unready::Request(e) => {
+                        self.lease(Lease::neutral);
+                        (e, false)
+                    }
+                    Unready::Unsupported(e) => {
+                        self.lease(Lease::neutral);
+                        (e, true)
+                    }
+                    Unready::Target(e) => {
+                        self.lease(|l| l.failure(Duration::ZERO, false));
+                        (e, fallback_on.matches(Failure::Connect))
+                    }
+                };
+                AttemptLog::start(attempt, &step, attempt.model()).finish(
+                    self.rec,
+                    None,
+                    Some(e.message.clone()),
+                );
+                return self.give_up_or_replace(replaceable, e);
+            }
+        };
+        let limits = limits(r.state, &self.policy.timeouts, attempt);
+        let resp = match send(r.state, attempt.upstream(), outgoing, &limits).await {
+            Ok(resp) => resp,
+            Err((failure, e)) => {
+                self.lease(|l| l.failure(log.sent.elapsed(), failure == Failure::Timeout));
+                log.finish(self.rec, None, Some(e.message.clone()));
+                self.schedule.failed(step.index, None, Instant::now());
+                return self.give_up_or_replace(fallback_on.matches(failure), e);
+            }
+        };
+        let head_latency = log.sent.elapsed();
+        let (parts, body) = resp.into_parts();
+        let status = parts.status;
+        let target = attempt.upstream();
+        self.rec.set_upstream_request_id(
+            parts
+                .headers
+                .get(REQUEST_ID)
+                .or_else(|| parts.headers.get("x-amzn-requestid"))
+                .or_else(|| parts.headers.get("x-request-id"))
+                .and_then(|v| v.to_str().ok()),
+        );
+        let streaming = if target.dialect() == Dialect::Anthropic {
+            is_event_stream(&parts.headers)
+        } else {
+            r.stream && status.is_success()
+        };
+
+        if !status.is_success() {
+            let code = status.as_u16();
+            if fallback_on.is_target_failure(code) {
+                self.lease(|l| l.failure(head_latency, false));
+            } else {
+                self.lease(Lease::neutral);
+            }
+            let retry_after = parts
+                .headers
+                .get(http::header::RETRY_AFTER)
+                .and_then(|v| v.to_str().ok())
+                .and_then(parse_retry_after);
+            self.schedule
+                .failed(step.index, retry_after, Instant::now());
+            if fallback_on.matches(Failure::Status(code)) && self.can_continue() {
+                let detail = error_detail(body).await;
+                log.finish(self.rec, Some(code), Some(detail.clone()));
+                return Attempted::Replaced(GatewayError::new(
+                    status,
+                    kind_of_status(code),
+                    format!("provider '{}' answered {code}: {detail}", target.name()),
+                ));
+            }
+            // The last word: relayed as the upstream said it.
+            log.finish(self.rec, Some(code), None);
+            return Attempted::Answered(if streaming {
+                self.relay_stream(parts, body, Vec::new(), limits)
+            } else {
+                match read_whole(body, limits.idle).await {
+                    Ok(bytes) => relay_whole(r, self.rec, target, parts, bytes),
+                    Err(m) => Err(GatewayError::bad_gateway(format!(
+                        "provider '{}' response failed: {m}",
+                        target.name()
+                    ))),
+                }
+            });
+        }
+
+        if streaming {
+            let mut body = body;
+            let mut held = Vec::new();
+            if self.can_continue() {
+                let deadline = log.sent + limits.ttfb;
+                let sse = matches!(
+                    target,
+                    Upstream::Anthropic(_) | Upstream::Simulator(_) | Upstream::Vertex(_)
+                );
+                if let Err((failure, message)) =
+                    first_content(&mut body, &mut held, sse, deadline).await
+                {
+                    self.lease(|l| l.failure(log.sent.elapsed(), failure == Failure::Timeout));
+                    self.schedule.failed(step.index, None, Instant::now());
+                    if fallback_on.matches(failure) && self.can_continue() {
+                        let detail = format!("provider '{}': {message}", target.name());
+                        log.finish(self.rec, Some(status.as_u16()), Some(detail.clone()));
+                        return Attempted::Replaced(GatewayError::bad_gateway(detail));
+                    }
+                    // Nothing better is left: the client gets this stream as it is.
+                    log.finish(self.rec, Some(status.as_u16()), Some(message));
+                    return Attempted::Answered(self.relay_stream(parts, body, held, limits));
+                }
+            }
+            self.lease(|l| l.success(head_latency));
+            log.finish(self.rec, Some(status.as_u16()), None);
+            return Attempted::Answered(self.relay_stream(parts, body, held, limits));
+        }
+
+        match read_whole(body, limits.idle).await {
+            Ok(bytes) => {
+                self.lease(|l| l.success(head_latency));
+                log.finish(self.rec, Some(status.as_u16()), None);
+                Attempted::Answered(relay_whole(r, self.rec, target, parts, bytes))
+            }
+            Err(m) => {
+                let e = GatewayError::bad_gateway(format!(
+                    "provider '{}' response failed: {m}",
+                    target.name()
+                ));
+                self.lease(|l| l.failure(log.sent.elapsed(), false));
+                log.finish(self.rec, Some(status.as_u16()), Some(e.message.clone()));
+                self.schedule.failed(step.index, None, Instant::now());
+                self.give_up_or_replace(fallback_on.matches(Failure::Status(502)), e)
+            }
+        }
+    }
+
+    /// Starts relaying a stream: the response head for the client, then [`StreamRelay`], which
+    /// takes the lease along until the stream ends.
+    fn relay_stream(
+        &mut self,
+        parts: http::response::Parts,
+        body: ResponseBody,
+        held: Vec<Bytes>,
+        limits: Limits,
+    ) -> Result<Response<Body>, GatewayError> {
+        let (r, rec) = (self.r, &mut *self.rec);
+        let target = self.attempt.upstream();
+        let mut out = Response::builder().status(parts.status);
+        if let Some(h) = out.headers_mut() {
+            if target.dialect() == Dialect::Anthropic {
+                copy_response_headers(&parts.headers, h);
+            } else {
+                if let Some(v) = parts.headers.get(http::header::RETRY_AFTER) {
+                    h.insert(http::header::RETRY_AFTER, v.clone());
+                }
+                h.insert(
+                    http::header::CONTENT_TYPE,
+                    HeaderValue::from_static("text/event-stream"),
+                );
+                h.insert(
+                    http::header::CACHE_CONTROL,
+                    HeaderValue::from_static("no-cache"),
+                );
+            }
+            rec.set_request_id_header(h);
+        }
+        let (encode, content_type) = dialect::stream_encoder(r.client);
+        if let (Some(h), Some(ct)) = (out.headers_mut(), content_type) {
+            h.insert(http::header::CONTENT_TYPE, ct);
+            h.remove(http::header::CONTENT_LENGTH);
+        }
+        rec.mark_first_byte();
+        let decode = convert::stream_decoder(target, r.client.model.as_str(), rec.id());
+        let mut relay = StreamRelay::new(body, rec.detach(), limits.idle, parts.status.as_u16())
+            .with_transforms(decode, encode)
+            .with_prefix(held);
+        if let Some(lease) = self.lease.take() {
+            relay = relay.with_lease(lease);
+        }
+        out.body(Body::new(relay))
+            .map_err(|e| GatewayError::bad_gateway(format!("invalid upstream response: {e}")))
+    }
+}
+
+/// The error type clients expect for a status the gateway passes on in its own words.
+fn kind_of_status(code: u16) -> ErrorKind {
+    match code {
+        429 => ErrorKind::RateLimit,
+        408 | 504 => ErrorKind::Timeout,
+        _ => ErrorKind::Api,
+    }
+}
+
+/// The model id to send: the route's, else the catalogue's id on that provider, else the
+/// requested name.
+fn model_for(r: &Request<'_>, attempt: &Attempt) -> Result<String, GatewayError> {
+    // A provider a policy does not allow is skipped like one that does not serve the model.
+    for (policy, allowed) in r.provider_lists {
+        if !allowed_by(allowed, &[attempt.name()]) {
+            let mut e = super::admit::refusal_error(
+                &Refusal::ProviderNotAllowed {
+                    policy: policy.clone(),
+                    provider: attempt.name().to_string(),
+                    allowed: allowed.clone(),
+                },
+                None,
+            );
+            e.policy = Some(policy.clone());
+            return Err(e);
+        }
+    }
+    if let Some(m) = attempt.model() {
+        return Ok(m.to_string());
+    }
+    match r.state.catalog.on_provider(r.requested, attempt.name()) {
+        ModelOnProvider::Unlisted => Ok(r.requested.to_string()),
+        ModelOnProvider::Mapped { id, .. } => Ok(id.to_string()),
+        ModelOnProvider::NotServed { name } => Err(GatewayError::not_found(format!(
+            "model '{name}' is not served by provider '{}' (see [[models]] in the gateway config)",
+            attempt.name()
+        ))),
+    }
+}
+
+/// A request ready for its upstream.
+enum Outgoing<'a> {
+    Http(http::Request<UpstreamBody>),
+    Simulated {
+        path: &'a str,
+        headers: &'a HeaderMap,
+        body: Bytes,
+    },
+}
+
+/// Why an attempt's request could not be made, and so whether another target may do better.
+enum Unready {
+    /// The request cannot go anywhere as it is.
+    Request(GatewayError),
+    /// This target cannot take it (a model it does not serve, a body or endpoint its dialect
+    /// has no form for); another target may. Not held against the target's health.
+    Unsupported(GatewayError),
+    /// The target failed before a request could be sent (its credentials could not be had).
+    Target(GatewayError),
+}
+
+/// Builds the attempt's request.
+async fn prepare<'a>(
+    r: &Request<'a>,
+    attempt: &Attempt,
+    model_id: &str,
+) -> Result<Outgoing<'a>, Unready> {
+    let a = r.accepted;
+    let same_body = || {
+        if model_id == r.requested {
+            Ok(a.body.clone())
+        } else {
+            convert::with_model(&a.body, model_id, r.stream).map_err(Unready::Request)
+        }
+    };
+    let mut req = match attempt.upstream() {
+        Upstream::Simulator(_) => {
+            return Ok(Outgoing::Simulated {
+                path: &a.api_path_and_query,
+                headers: &a.headers,
+                body: same_body()?,
+            });
+        }
+        Upstream::Anthropic(up) => up
+            .request(
+                a.method.clone(),
+                &a.api_path_and_query,
+                &a.headers,
+                same_body()?,
+            )
+            .map_err(|e| {
+                Unready::Request(GatewayError::bad_gateway(format!(
+                    "cannot build upstream request: {e}"
+                )))
+            })?,
+        other => prepare_converted(r.state, other, a, model_id, r.stream).await?,
+    };
+    for (name, value) in &attempt.overrides.headers {
+        req.headers_mut().insert(name.clone(), value.clone());
+    }
+    Ok(Outgoing::Http(req))
 }
 
 /// Builds the request for an upstream of another dialect: beta filtering, body conversion,
@@ -86,7 +537,7 @@ async fn prepare_converted(
     accepted: &Accepted,
     model_id: &str,
     stream: bool,
-) -> Result<http::Request<UpstreamBody>, GatewayError> {
+) -> Result<http::Request<UpstreamBody>, Unready> {
     let count_tokens = accepted.endpoint == Endpoint::CountTokens;
     let header_betas: Vec<&str> = accepted
         .headers
@@ -106,7 +557,8 @@ async fn prepare_converted(
         stream,
         count_tokens,
         &betas,
-    )?;
+    )
+    .map_err(Unready::Unsupported)?;
     let call = UpstreamCall {
         operation: if count_tokens {
             Operation::CountTokens
@@ -123,60 +575,232 @@ async fn prepare_converted(
         Upstream::Bedrock(b) => b.prepare(&call).await,
         Upstream::Vertex(v) => v.prepare(&call).await,
         Upstream::OpenAi(o) => o.prepare(&call).await,
-        Upstream::Anthropic(_) => {
-            return Err(GatewayError::bad_gateway(
-                "the Anthropic upstream takes the pass-through path",
-            ));
+        Upstream::Anthropic(_) | Upstream::Simulator(_) => {
+            return Err(Unready::Request(GatewayError::bad_gateway(
+                "this upstream takes the pass-through path",
+            )));
         }
     };
     prepared.map_err(|e| {
         if e.retryable {
-            GatewayError::bad_gateway(format!("provider '{}': {e}", upstream.name()))
+            Unready::Target(GatewayError::bad_gateway(format!(
+                "provider '{}': {e}",
+                upstream.name()
+            )))
         } else {
-            GatewayError::not_found(format!("provider '{}': {e}", upstream.name()))
+            // Refused by configuration (or an operation this provider does not offer): the
+            // same answer every time, but perhaps not from another provider.
+            Unready::Unsupported(GatewayError::not_found(format!(
+                "provider '{}': {e}",
+                upstream.name()
+            )))
         }
     })
 }
 
-/// Sends the request and relays the answer, converting it to Anthropic when needed.
-async fn relay(
-    state: &Arc<AppState>,
+thread_local! {
+    /// Clients with a route's own connect timeout, per worker thread like the default client
+    /// (the connect timeout is a property of the connector, hence of the pool).
+    static CLIENTS: std::cell::RefCell<std::collections::HashMap<Duration, UpstreamClient>> =
+        std::cell::RefCell::new(std::collections::HashMap::new());
+}
+
+fn client_for(state: &AppState, connect: Option<Duration>) -> UpstreamClient {
+    match connect {
+        Some(c) if c != state.client_options.connect_timeout => CLIENTS.with(|m| {
+            m.borrow_mut()
+                .entry(c)
+                .or_insert_with(|| {
+                    tollgate_providers::client::build_client(&UpstreamClientOptions {
+                        connect_timeout: c,
+                        ..state.client_options.clone()
+                    })
+                })
+                .clone()
+        }),
+        _ => state.upstream_client(),
+    }
+}
+
+/// Sends the request and waits for the response head, within the time to first byte.
+async fn send(
+    state: &AppState,
+    target: &Upstream,
+    out: Outgoing<'_>,
+    limits: &Limits,
+) -> Result<Response<ResponseBody>, (Failure, GatewayError)> {
+    let timed_out = || {
+        (
+            Failure::Timeout,
+            GatewayError::gateway_timeout(format!(
+                "provider '{}' sent no response within {}",
+                target.name(),
+                human(limits.ttfb)
+            )),
+        )
+    };
+    match out {
+        Outgoing::Simulated {
+            path,
+            headers,
+            body,
+        } => {
+            let Upstream::Simulator(sim) = target else {
+                return Err((
+                    Failure::Status(502),
+                    GatewayError::bad_gateway("a simulated request for another upstream kind"),
+                ));
+            };
+            tokio::time::timeout(limits.ttfb, sim.call(path, headers, &body))
+                .await
+                .map(|r| r.map(ResponseBody::Simulated))
+                .map_err(|_| timed_out())
+        }
+        Outgoing::Http(req) => {
+            let client = client_for(state, limits.connect);
+            match tokio::time::timeout(limits.ttfb, client.request(req)).await {
+                Err(_) => Err(timed_out()),
+                Ok(Err(e)) => {
+                    // Refused or unreachable is a connect failure; a connection that died
+                    // before the head is answered as the gateway would answer it: 502.
+                    let failure = if e.is_connect() {
+                        Failure::Connect
+                    } else {
+                        Failure::Status(502)
+                    };
+                    Err((
+                        failure,
+                        GatewayError::bad_gateway(format!(
+                            "provider '{}' could not be reached: {}",
+                            target.name(),
+                            error_chain(&e)
+                        )),
+                    ))
+                }
+                Ok(Ok(r)) => Ok(r.map(ResponseBody::Http)),
+            }
+        }
+    }
+}
+
+/// Reads a stream up to its first content delta (or any event that is not `message_start`,
+/// `ping` or `content_block_start`), holding back what came before. `sse` says the
+/// stream is Anthropic SSE (events can be read); for other framings the first data commits.
+async fn first_content(
+    body: &mut ResponseBody,
+    held: &mut Vec<Bytes>,
+    sse: bool,
+    deadline: Instant,
+) -> Result<(), (Failure, String)> {
+    let mut scanner = SseScanner::new();
+    let mut held_bytes = 0;
+    loop {
+        let frame = match tokio::time::timeout_at(deadline.into(), body.frame()).await {
+            Err(_) => {
+                return Err((
+                    Failure::Timeout,
+                    "the stream sent no content before the time to first byte ran out".into(),
+                ));
+            }
+            Ok(None) => {
+                return Err((
+                    Failure::Status(502),
+                    "the stream ended before any content".into(),
+                ));
+            }
+            Ok(Some(Err(e))) => {
+                return Err((Failure::Status(502), format!("the stream failed: {e}")));
+            }
+            Ok(Some(Ok(f))) => f,
+        };
+        let Ok(data) = frame.into_data() else {
+            continue;
+        };
+        if data.is_empty() {
+            continue;
+        }
+        held_bytes += data.len();
+        if !sse {
+            held.push(data);
+            return Ok(());
+        }
+        let mut verdict: Option<Result<(), (Failure, String)>> = None;
+        scanner.feed(&data, |ev| {
+            if verdict.is_some() {
+                return;
+            }
+            match ev.name {
+                // What comes before the first token: safe to hold back and to throw away.
+                "message_start" | "ping" | "content_block_start" | "" => {}
+                "error" => {
+                    let facts = read_response(&ev.data);
+                    let (kind, message) = facts
+                        .error
+                        .unwrap_or_else(|| ("api_error".into(), "error event".into()));
+                    verdict = Some(Err((
+                        Failure::Status(status_of_error_type(&kind)),
+                        format!("{kind}: {message}"),
+                    )));
+                }
+                // Content, or an event this gateway does not know: the client must see it.
+                _ => verdict = Some(Ok(())),
+            }
+        });
+        held.push(data);
+        match verdict {
+            Some(v) => return v,
+            None if held_bytes > MAX_HELD_BACK => return Ok(()),
+            None => {}
+        }
+    }
+}
+
+/// The status the Anthropic API uses for an error type seen inside a stream.
+fn status_of_error_type(kind: &str) -> u16 {
+    match kind {
+        "overloaded_error" => 529,
+        "rate_limit_error" => 429,
+        "timeout_error" => 504,
+        "invalid_request_error" => 400,
+        "authentication_error" => 401,
+        "permission_error" => 403,
+        "not_found_error" => 404,
+        "request_too_large" => 413,
+        _ => 500,
+    }
+}
+
+/// The message of an error body that will not reach the client (bounded, quickly read).
+async fn error_detail(body: ResponseBody) -> String {
+    let read = tokio::time::timeout(
+        Duration::from_secs(5),
+        Limited::new(body, MAX_ERROR_DETAIL).collect(),
+    )
+    .await;
+    let Ok(Ok(c)) = read else {
+        return "(error body not read)".into();
+    };
+    let bytes = c.to_bytes();
+    let v: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_default();
+    v["error"]["message"]
+        .as_str()
+        .or_else(|| v["message"].as_str())
+        .map(str::to_string)
+        .unwrap_or_else(|| String::from_utf8_lossy(&bytes[..bytes.len().min(300)]).into_owned())
+}
+
+/// Relays a whole answer, converted to Anthropic when needed and then shaped for the client;
+/// the journal record is written before the body is handed over.
+fn relay_whole(
+    r: &Request<'_>,
     rec: &mut Recorder,
     target: &Upstream,
-    req: http::Request<UpstreamBody>,
-    stream: bool,
-    client: &ClientSide,
+    parts: http::response::Parts,
+    bytes: Bytes,
 ) -> Result<Response<Body>, GatewayError> {
-    let client_model = client.model.as_str();
-    let idle = state.limits.upstream_idle_timeout;
-    let resp = match tokio::time::timeout(idle, state.upstream_client().request(req)).await {
-        Err(_) => {
-            return Err(GatewayError::gateway_timeout(format!(
-                "provider '{}' sent no response within {} s",
-                target.name(),
-                idle.as_secs()
-            )));
-        }
-        Ok(Err(e)) => {
-            return Err(GatewayError::bad_gateway(format!(
-                "provider '{}' could not be reached: {}",
-                target.name(),
-                error_chain(&e)
-            )));
-        }
-        Ok(Ok(r)) => r,
-    };
-    let (parts, body) = resp.into_parts();
+    let client_model = r.client.model.as_str();
+    let same_dialect = target.dialect() == Dialect::Anthropic;
     let status = parts.status;
-    let same_dialect = matches!(target, Upstream::Anthropic(_));
-    rec.set_upstream_request_id(
-        parts
-            .headers
-            .get(REQUEST_ID)
-            .or_else(|| parts.headers.get("x-amzn-requestid"))
-            .or_else(|| parts.headers.get("x-request-id"))
-            .and_then(|v| v.to_str().ok()),
-    );
     let mut out = Response::builder().status(status);
     if let Some(h) = out.headers_mut() {
         if same_dialect {
@@ -186,40 +810,6 @@ async fn relay(
         }
         rec.set_request_id_header(h);
     }
-    let streaming = if same_dialect {
-        is_event_stream(&parts.headers)
-    } else {
-        stream && status.is_success()
-    };
-    if streaming {
-        if let Some(h) = out.headers_mut()
-            && !same_dialect
-        {
-            h.insert(
-                http::header::CONTENT_TYPE,
-                HeaderValue::from_static("text/event-stream"),
-            );
-            h.insert(
-                http::header::CACHE_CONTROL,
-                HeaderValue::from_static("no-cache"),
-            );
-        }
-        let (encode, content_type) = dialect::stream_encoder(client);
-        if let (Some(h), Some(ct)) = (out.headers_mut(), content_type) {
-            h.insert(http::header::CONTENT_TYPE, ct);
-            h.remove(http::header::CONTENT_LENGTH);
-        }
-        rec.mark_first_byte();
-        let decode = convert::stream_decoder(target, client_model, rec.id());
-        let relay = StreamRelay::new(body, rec.detach(), idle, status.as_u16())
-            .with_transforms(decode, encode);
-        return out
-            .body(Body::new(relay))
-            .map_err(|e| GatewayError::bad_gateway(format!("invalid upstream response: {e}")));
-    }
-    let bytes = read_whole(body, idle).await.map_err(|m| {
-        GatewayError::bad_gateway(format!("provider '{}' response failed: {m}", target.name()))
-    })?;
     let (status, bytes) = if same_dialect {
         (status, bytes)
     } else if status.is_success() {
@@ -234,7 +824,7 @@ async fn relay(
         );
     }
     let facts = read_response(&bytes);
-    let (status, extra, bytes) = dialect::whole_response(client, status, bytes);
+    let (status, extra, bytes) = dialect::whole_response(r.client, status, bytes);
     let mut out = out.status(status);
     if let Some(h) = out.headers_mut() {
         for (name, value) in extra {
@@ -248,12 +838,9 @@ async fn relay(
         .map_err(|e| GatewayError::bad_gateway(format!("invalid upstream response: {e}")))
 }
 
-async fn read_whole(
-    body: hyper::body::Incoming,
-    idle: std::time::Duration,
-) -> Result<Bytes, String> {
+async fn read_whole(body: ResponseBody, idle: Duration) -> Result<Bytes, String> {
     match tokio::time::timeout(idle, Limited::new(body, MAX_UPSTREAM_BODY).collect()).await {
-        Err(_) => Err(format!("no complete response within {} s", idle.as_secs())),
+        Err(_) => Err(format!("no complete response within {}", human(idle))),
         Ok(Err(e)) => Err(e.to_string()),
         Ok(Ok(c)) => Ok(c.to_bytes()),
     }
@@ -285,4 +872,71 @@ fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
         cur = c.source();
     }
     msg
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::VecDeque;
+    use tollgate_providers::simulator::SimBody;
+
+    fn body(frames: &[(u64, &'static str)], cut: bool) -> ResponseBody {
+        let frames: VecDeque<(Duration, Bytes)> = frames
+            .iter()
+            .map(|(ms, s)| (Duration::from_millis(*ms), Bytes::from_static(s.as_bytes())))
+            .collect();
+        ResponseBody::Simulated(SimBody::new(frames, cut))
+    }
+
+    const START: &str =
+        "event: message_start\ndata: {\"type\":\"message_start\",\"message\":{}}\n\n";
+    const BLOCK: &str = "event: content_block_start\ndata: {\"type\":\"content_block_start\"}\n\n";
+    const DELTA: &str = "event: content_block_delta\ndata: {\"type\":\"content_block_delta\"}\n\n";
+    const OVERLOADED: &str = "event: error\ndata: {\"type\":\"error\",\"error\":{\"type\":\"overloaded_error\",\"message\":\"Overloaded\"}}\n\n";
+
+    #[tokio::test]
+    async fn streams_commit_at_their_first_delta_and_fail_before_it() {
+        let soon = || Instant::now() + Duration::from_secs(5);
+        let mut held = Vec::new();
+        let mut b = body(&[(0, START), (0, BLOCK), (0, DELTA), (0, DELTA)], false);
+        assert_eq!(first_content(&mut b, &mut held, true, soon()).await, Ok(()));
+        assert_eq!(held.len(), 3, "held up to and including the first delta");
+
+        let mut held = Vec::new();
+        let mut b = body(&[(0, START), (0, OVERLOADED)], false);
+        let (f, m) = first_content(&mut b, &mut held, true, soon())
+            .await
+            .unwrap_err();
+        assert_eq!(f, Failure::Status(529));
+        assert!(m.contains("overloaded_error"), "{m}");
+
+        let mut b = body(&[(0, START)], true);
+        let (f, _) = first_content(&mut b, &mut Vec::new(), true, soon())
+            .await
+            .unwrap_err();
+        assert_eq!(f, Failure::Status(502), "a cut stream");
+
+        let mut b = body(&[(0, START), (2_000, DELTA)], false);
+        let near = Instant::now() + Duration::from_millis(50);
+        let (f, _) = first_content(&mut b, &mut Vec::new(), true, near)
+            .await
+            .unwrap_err();
+        assert_eq!(f, Failure::Timeout, "silence past the time to first byte");
+
+        // Other framings commit at their first bytes.
+        let mut held = Vec::new();
+        let mut b = body(&[(0, "\x00\x00binary")], false);
+        assert_eq!(
+            first_content(&mut b, &mut held, false, soon()).await,
+            Ok(())
+        );
+        assert_eq!(held.len(), 1);
+    }
+
+    #[test]
+    fn durations_read_well() {
+        assert_eq!(human(Duration::from_secs(600)), "600 s");
+        assert_eq!(human(Duration::from_millis(1500)), "1.5 s");
+        assert_eq!(human(Duration::from_millis(250)), "250 ms");
+    }
 }

@@ -18,7 +18,7 @@ use std::sync::Arc;
 use std::time::Instant;
 use tollgate_govern::admission::{Actual, Holds};
 use tollgate_govern::alerts::thresholds_crossed;
-use tollgate_ledger::journal::JournalRecord;
+use tollgate_ledger::journal::{AttemptRecord, JournalRecord};
 use tollgate_ledger::{Cost, Nanos, price};
 use tollgate_wire::anthropic::ResponseFacts;
 use tollgate_wire::headers::X_TOLLGATE_REQUEST_ID;
@@ -155,9 +155,26 @@ impl Recorder {
         }
     }
 
-    /// Records the provider an attempt goes to.
-    pub fn set_provider(&mut self, name: &str) {
-        self.with(|r| r.provider = Some(name.to_string()));
+    /// Records the provider an attempt goes to, and the model id it is sent when a route
+    /// fixed one (the record is then priced by that model).
+    pub fn set_provider(&mut self, name: &str, served_model: Option<&str>) {
+        self.with(|r| {
+            r.provider = Some(name.to_string());
+            r.served_model = served_model.map(str::to_string);
+        });
+    }
+
+    /// Records the route that planned the attempts and whether session affinity ordered them.
+    pub fn set_route(&mut self, route: Option<&str>, affinity: bool) {
+        self.with(|r| {
+            r.route = route.map(str::to_string);
+            r.affinity = affinity;
+        });
+    }
+
+    /// Adds one upstream attempt.
+    pub fn push_attempt(&mut self, attempt: AttemptRecord) {
+        self.with(|r| r.attempts.push(attempt));
     }
 
     /// Marks the moment the response starts towards the client.
@@ -242,11 +259,14 @@ impl Recorder {
             let no_tokens = u == tollgate_wire::Usage::default();
             // A catalogue name is what prices are kept under; aliases and provider ids
             // (`…@20250929`, `us.anthropic.…`) resolve to it.
+            // A route may have sent another model than the one requested; that one was billed.
             let catalogue_name = r
-                .model
+                .served_model
                 .as_deref()
+                .or(r.model.as_deref())
                 .and_then(|m| state.catalog.resolve(m))
-                .map(|e| e.name.as_str());
+                .map(|e| e.name.as_str())
+                .or(r.served_model.as_deref());
             let priced_model = catalogue_name
                 .or(facts.model.as_deref())
                 .or(r.model.as_deref());

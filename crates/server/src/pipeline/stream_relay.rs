@@ -14,11 +14,13 @@
 use super::settle::Recorder;
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
-use hyper::body::Incoming;
+use std::collections::VecDeque;
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
 use tokio::time::{Instant, Sleep};
+use tollgate_providers::ResponseBody;
+use tollgate_routing::Lease;
 use tollgate_wire::anthropic::{StreamWatch, error_event};
 use tollgate_wire::sse::SseScanner;
 
@@ -38,7 +40,14 @@ pub trait StreamTransform: Send {
 
 /// The response body of a relayed stream.
 pub struct StreamRelay {
-    upstream: Incoming,
+    upstream: ResponseBody,
+    /// Frames read before the response was committed to this upstream (the forward phase
+    /// looks at the start of a stream while another attempt could still replace it); they go
+    /// out first, through the same transforms and scanner as the rest.
+    prefix: VecDeque<Bytes>,
+    /// The attempt's hold on its target: in flight until the stream ends, and told when the
+    /// stream fails.
+    lease: Option<Lease>,
     decode: Option<Box<dyn StreamTransform>>,
     encode: Option<Box<dyn StreamTransform>>,
     scanner: SseScanner,
@@ -54,9 +63,11 @@ pub struct StreamRelay {
 
 impl StreamRelay {
     /// Wraps an upstream body; `recorder` holds the request's unfinished journal record.
-    pub fn new(upstream: Incoming, recorder: Recorder, idle: Duration, status: u16) -> Self {
+    pub fn new(upstream: ResponseBody, recorder: Recorder, idle: Duration, status: u16) -> Self {
         Self {
             upstream,
+            prefix: VecDeque::new(),
+            lease: None,
             decode: None,
             encode: None,
             scanner: SseScanner::new(),
@@ -81,6 +92,18 @@ impl StreamRelay {
         self
     }
 
+    /// Frames already read from the upstream, sent before anything else.
+    pub fn with_prefix(mut self, prefix: Vec<Bytes>) -> Self {
+        self.prefix = prefix.into();
+        self
+    }
+
+    /// Holds the attempt's lease until the stream ends.
+    pub fn with_lease(mut self, lease: Lease) -> Self {
+        self.lease = Some(lease);
+        self
+    }
+
     /// Passes Anthropic SSE through the client-side transform.
     fn encode_for_client(&mut self, anthropic: Bytes) -> Bytes {
         match self.encode.as_mut() {
@@ -90,8 +113,40 @@ impl StreamRelay {
     }
 
     fn settle(&mut self, failure: Option<(String, String)>) {
+        // A failure of the upstream (not of the client) counts against the target's health.
+        let upstream_failed = failure
+            .as_ref()
+            .map_or(self.watch.facts.error.is_some(), |(kind, _)| {
+                kind != "client_closed_request"
+            });
+        if upstream_failed && let Some(lease) = self.lease.as_mut() {
+            lease.failure(Duration::ZERO, false);
+        }
         self.recorder
             .finish_response(self.status, &self.watch.facts, self.bytes_out, failure);
+    }
+
+    /// One upstream chunk: decoded, watched, encoded for the client, recorded.
+    fn on_data(&mut self, data: Bytes) -> Frame<Bytes> {
+        let anthropic = match self.decode.as_mut() {
+            None => data,
+            Some(dec) => match dec.feed(&data) {
+                Ok(b) => b,
+                Err(e) => {
+                    let msg = format!("the provider's stream could not be read: {e}");
+                    return self.fail("api_error", msg);
+                }
+            },
+        };
+        let watch = &mut self.watch;
+        self.scanner.feed(&anthropic, |ev| watch.observe(&ev));
+        let out = self.encode_for_client(anthropic);
+        self.bytes_out += out.len() as u64;
+        self.recorder.capture_response(&out);
+        if self.watch.facts.complete {
+            self.settle(None);
+        }
+        Frame::data(out)
     }
 
     /// Ends the stream with an error in the client's dialect, recording why.
@@ -120,6 +175,9 @@ impl Body for StreamRelay {
         if this.ended {
             return Poll::Ready(None);
         }
+        if let Some(data) = this.prefix.pop_front() {
+            return Poll::Ready(Some(Ok(this.on_data(data))));
+        }
         match Pin::new(&mut this.upstream).poll_frame(cx) {
             Poll::Ready(Some(Ok(frame))) => {
                 // Trailers carry nothing a client of these APIs reads; they pass as an empty
@@ -127,25 +185,7 @@ impl Body for StreamRelay {
                 let data = frame.into_data().unwrap_or_default();
                 let deadline = Instant::now() + this.idle;
                 this.idle_timer.as_mut().reset(deadline);
-                let anthropic = match this.decode.as_mut() {
-                    None => data,
-                    Some(dec) => match dec.feed(&data) {
-                        Ok(b) => b,
-                        Err(e) => {
-                            let msg = format!("the provider's stream could not be read: {e}");
-                            return Poll::Ready(Some(Ok(this.fail("api_error", msg))));
-                        }
-                    },
-                };
-                let watch = &mut this.watch;
-                this.scanner.feed(&anthropic, |ev| watch.observe(&ev));
-                let out = this.encode_for_client(anthropic);
-                this.bytes_out += out.len() as u64;
-                this.recorder.capture_response(&out);
-                if this.watch.facts.complete {
-                    this.settle(None);
-                }
-                Poll::Ready(Some(Ok(Frame::data(out))))
+                Poll::Ready(Some(Ok(this.on_data(data))))
             }
             Poll::Ready(Some(Err(e))) => {
                 let msg = format!("the provider's stream failed: {e}");
@@ -182,8 +222,8 @@ impl Body for StreamRelay {
             Poll::Pending => {
                 ready!(this.idle_timer.as_mut().poll(cx));
                 let msg = format!(
-                    "the provider's stream was silent for {} s",
-                    this.idle.as_secs()
+                    "the provider's stream was silent for {}",
+                    super::forward::human(this.idle)
                 );
                 Poll::Ready(Some(Ok(this.fail("api_error", msg))))
             }
