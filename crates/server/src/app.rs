@@ -109,7 +109,7 @@ pub async fn build_state(config: Config, data_dir: &Path) -> Result<Arc<AppState
     let store =
         Arc::new(Store::open(&data_dir.join("tollgate.db")).map_err(|e| format!("store: {e}"))?);
     ensure_admin_key(data_dir, &store)?;
-    let vault = crate::vault::Vault::open(data_dir, &store)?;
+    let vault = crate::vault::Vault::open_for(data_dir, &store, config.providers.clone())?;
     let mut prices = PriceTable::builtin();
     prices
         .apply_overrides(&config.prices)

@@ -11,6 +11,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use tollgate_govern::Principal;
+use tollgate_providers::{ProviderConfig, Upstream};
 use tollgate_store::{CredentialRow, MasterKey, SecretError, Store, StoreError};
 
 /// Environment variable holding the master key.
@@ -88,9 +89,42 @@ impl CredentialScope {
 
 #[derive(Default)]
 struct ProviderEntries {
-    org: Option<Arc<ProviderSecret>>,
-    workspaces: HashMap<String, Arc<ProviderSecret>>,
-    teams: HashMap<String, Arc<ProviderSecret>>,
+    org: Option<Held>,
+    workspaces: HashMap<String, Held>,
+    teams: HashMap<String, Held>,
+}
+
+/// A credential and the provider built with it (the configured provider with this secret in
+/// place of its own), so requests reuse one client state and one token cache per credential.
+#[derive(Clone)]
+struct Held {
+    secret: Arc<ProviderSecret>,
+    upstream: Option<Arc<Upstream>>,
+}
+
+/// The configured provider with `secret` in place of its own credential.
+fn with_secret(config: &ProviderConfig, secret: &ProviderSecret) -> ProviderConfig {
+    let mut c = config.clone();
+    match secret {
+        ProviderSecret::ApiKey { api_key } => c.api_key = Some(api_key.clone()),
+        ProviderSecret::Aws {
+            access_key_id,
+            secret_access_key,
+            session_token,
+        } => {
+            c.api_key = None;
+            c.access_key_id = Some(access_key_id.clone());
+            c.secret_access_key = Some(secret_access_key.clone());
+            c.session_token = session_token.clone();
+        }
+        ProviderSecret::ServiceAccount {
+            service_account_json,
+        } => {
+            c.credentials_file = None;
+            c.credentials_json = Some(service_account_json.clone());
+        }
+    }
+    c
 }
 
 #[derive(Default)]
@@ -107,6 +141,8 @@ pub enum KeySource {
 
 /// The decrypted provider credentials and the master key that seals new ones.
 pub struct Vault {
+    /// The configured providers, which stored credentials are applied to.
+    providers: Vec<ProviderConfig>,
     key: ArcSwap<MasterKey>,
     source: KeySource,
     current: ArcSwap<Snapshot>,
@@ -127,6 +163,16 @@ impl Vault {
     /// checks it against the store and decrypts every credential. A wrong key stops the start
     /// with a message saying so.
     pub fn open(data_dir: &Path, store: &Store) -> Result<Vault, String> {
+        Self::open_for(data_dir, store, Vec::new())
+    }
+
+    /// Like [`open`](Self::open), also building each configured provider with every stored
+    /// credential for it, for [`upstream`](Self::upstream).
+    pub fn open_for(
+        data_dir: &Path,
+        store: &Store,
+        providers: Vec<ProviderConfig>,
+    ) -> Result<Vault, String> {
         let (mut key, source) = load_master_key(data_dir)?;
         if let Err(e) = store.register_master_key(&mut key) {
             // A rotation interrupted after the database was re-sealed left the new key next to
@@ -151,6 +197,7 @@ impl Vault {
             }
         }
         let vault = Vault {
+            providers,
             key: ArcSwap::from_pointee(key),
             source,
             current: ArcSwap::from_pointee(Snapshot::default()),
@@ -169,15 +216,30 @@ impl Vault {
                 tracing::error!(credential = %row.id, provider = %row.provider, "stored provider credential has an unknown shape; skipped");
                 continue;
             };
-            let secret = Arc::new(secret);
+            let upstream = self
+                .providers
+                .iter()
+                .find(|p| p.name == row.provider)
+                .and_then(|p| match tollgate_providers::build(&with_secret(p, &secret)) {
+                    Ok(u) => Some(Arc::new(u)),
+                    Err(e) => {
+                        // The error names the field at fault, never its value.
+                        tracing::error!(credential = %row.id, provider = %row.provider, error = %e, "stored credential does not fit its provider; not used");
+                        None
+                    }
+                });
+            let held = Held {
+                secret: Arc::new(secret),
+                upstream,
+            };
             let entries = snap.by_provider.entry(row.provider.clone()).or_default();
             match CredentialScope::parse_stored(&row.scope) {
-                Some(CredentialScope::Org) => entries.org = Some(secret),
+                Some(CredentialScope::Org) => entries.org = Some(held),
                 Some(CredentialScope::Workspace(id)) => {
-                    entries.workspaces.insert(id, secret);
+                    entries.workspaces.insert(id, held);
                 }
                 Some(CredentialScope::Team(id)) => {
-                    entries.teams.insert(id, secret);
+                    entries.teams.insert(id, held);
                 }
                 None => {
                     tracing::error!(credential = %row.id, "stored provider credential has an unknown scope; skipped")
@@ -191,6 +253,16 @@ impl Vault {
     /// The credential `principal` should use for `provider`: its team's, else its
     /// workspace's, else the organisation's.
     pub fn credential(&self, provider: &str, principal: &Principal) -> Option<Arc<ProviderSecret>> {
+        self.held(provider, principal).map(|h| h.secret)
+    }
+
+    /// The provider as `principal` should reach it when a stored credential applies (its
+    /// team's, else its workspace's, else the organisation's); `None` means the configured one.
+    pub fn upstream(&self, provider: &str, principal: &Principal) -> Option<Arc<Upstream>> {
+        self.held(provider, principal).and_then(|h| h.upstream)
+    }
+
+    fn held(&self, provider: &str, principal: &Principal) -> Option<Held> {
         let snap = self.current.load();
         let e = snap.by_provider.get(provider)?;
         principal

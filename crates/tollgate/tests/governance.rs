@@ -630,23 +630,13 @@ alert_thresholds = []
 #[tokio::test]
 async fn an_administrator_sees_a_policys_spend_and_resets_it_explicitly() {
     let s = Setup::with("").await;
-    let key = std::fs::read_to_string(s.gw.data_dir.join("admin.key")).unwrap();
-    let admin = |method: &str, path: &str, body: Option<Value>| {
-        let req = http::Request::builder()
-            .method(method)
-            .uri(format!("{}/admin/v1/{path}", s.gw.url))
-            .header("authorization", format!("Bearer {}", key.trim()))
-            .header("content-type", "application/json")
-            .body(http_body_util::Full::new(Bytes::from(
-                body.map(|b| b.to_string()).unwrap_or_default(),
-            )))
-            .unwrap();
-        let c = s.client.clone();
-        async move { send(&c, req).await }
+    let admin = |method: &'static str, path: String, body: Option<Value>| {
+        let gw = &s.gw;
+        async move { gw.admin_call(method, &path, body).await }
     };
     let created = admin(
         "POST",
-        "policies",
+        "policies".into(),
         Some(serde_json::json!({
             "scope": "team:platform", "name": "platform daily",
             "budgets": [{"period": "day", "amount_usd": 1.0, "enforcement": "strict"}]
@@ -668,7 +658,7 @@ async fn an_administrator_sees_a_policys_spend_and_resets_it_explicitly() {
         }
         assert!(served < 100, "the budget never refused");
     }
-    let usage = admin("GET", &format!("policies/{id}/usage"), None)
+    let usage = admin("GET", format!("policies/{id}/usage"), None)
         .await
         .json();
     let b = &usage["budgets"][0];
@@ -678,7 +668,7 @@ async fn an_administrator_sees_a_policys_spend_and_resets_it_explicitly() {
     assert_eq!(b["reserved_usd"], 0.0);
     assert!(b["resets_at_unix_ms"].as_i64().is_some());
 
-    let reset = admin("POST", &format!("policies/{id}/reset"), None).await;
+    let reset = admin("POST", format!("policies/{id}/reset"), None).await;
     assert_eq!(reset.status, 200, "{}", reset.text());
     assert_eq!(s.post(body, &usage_hdr).await.status, 200);
     let audit = s.gw.admin_get("audit").await;
@@ -814,4 +804,50 @@ allowed_providers = ["nowhere"]
         1,
         "nothing refused reached an upstream"
     );
+}
+
+#[tokio::test]
+async fn a_teams_own_provider_credential_replaces_the_gateways_for_that_team_only() {
+    let s = Setup::with("").await;
+    let other = s.gw.create_key("olga", "ops").await;
+    let post_as = |key: String| {
+        let req = messages_request(
+            &format!("{}/v1/messages", s.gw.url),
+            &key,
+            simple_body(HAIKU, false),
+            &[],
+        );
+        let c = s.client.clone();
+        async move { send(&c, req).await }
+    };
+    let put = |scope: &str, key: &str| {
+        let body = serde_json::json!({"scope": scope, "api_key": key});
+        let gw = &s.gw;
+        async move {
+            let r = gw
+                .admin_call("PUT", "providers/anthropic/credentials", Some(body))
+                .await;
+            assert_eq!(r.status, 200, "{}", r.text());
+        }
+    };
+    // An org-wide credential the upstream does not accept replaces the configured key...
+    put("org", "sk-not-accepted").await;
+    let r = post_as(other.clone()).await;
+    assert_eq!(r.status, 502, "{}", r.text());
+    assert!(
+        r.text().contains("refused the gateway's credentials"),
+        "{}",
+        r.text()
+    );
+    // ...while the platform team's own credential (the right one) serves its members.
+    put("team:platform", UPSTREAM_KEY).await;
+    let r = s.post(simple_body(HAIKU, false), &[]).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(post_as(other.clone()).await.status, 502);
+    // Removing the org credential brings the configured key back, without a restart.
+    let r =
+        s.gw.admin_call("DELETE", "providers/anthropic/credentials?scope=org", None)
+            .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(post_as(other).await.status, 200);
 }

@@ -72,6 +72,8 @@ struct Request<'a> {
     stream: bool,
     /// Provider allow-lists of the policies that apply: (policy name, allowed providers).
     provider_lists: &'a [(String, Vec<String>)],
+    /// The caller, whose team or workspace may have its own provider credentials.
+    principal: &'a tollgate_govern::Principal,
 }
 
 /// An attempt's time limits once route, target and server defaults are combined.
@@ -137,6 +139,7 @@ pub async fn forward(
         requested: &requested,
         stream: classified.facts.stream,
         provider_lists: &provider_lists,
+        principal: &classified.auth.principal,
     };
     rec.set_route(plan.route.as_deref(), plan.affinity);
     let available = |i: usize| {
@@ -501,7 +504,10 @@ async fn prepare<'a>(
             convert::with_model(&a.body, model_id, r.stream).map_err(Unready::Request)
         }
     };
-    let mut req = match attempt.upstream() {
+    // A credential stored for the caller's team, workspace or org replaces the configured one.
+    let own = r.state.vault.upstream(attempt.name(), r.principal);
+    let upstream = own.as_deref().unwrap_or(attempt.upstream());
+    let mut req = match upstream {
         Upstream::Simulator(_) => {
             return Ok(Outgoing::Simulated {
                 path: &a.api_path_and_query,
@@ -810,7 +816,9 @@ fn relay_whole(
         }
         rec.set_request_id_header(h);
     }
-    let (status, bytes) = if same_dialect {
+    // An upstream 401 refuses the gateway's credential, not the client's key: passed on, it
+    // would send Claude Code to its login screen. It becomes a 502 naming the provider.
+    let (status, bytes) = if same_dialect && status != StatusCode::UNAUTHORIZED {
         (status, bytes)
     } else if status.is_success() {
         (status, convert::response_body(target, bytes, client_model)?)

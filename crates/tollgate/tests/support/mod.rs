@@ -189,6 +189,22 @@ impl Gateway {
         text[start..].to_string()
     }
 
+    /// `METHOD /admin/v1/{path}` with the admin credential from the data directory and an
+    /// optional JSON body.
+    pub async fn admin_call(&self, method: &str, path: &str, body: Option<Value>) -> Reply {
+        let key = std::fs::read_to_string(self.data_dir.join("admin.key")).expect("admin.key");
+        let req = Request::builder()
+            .method(method)
+            .uri(format!("{}/admin/v1/{path}", self.url))
+            .header("authorization", format!("Bearer {}", key.trim()))
+            .header("content-type", "application/json")
+            .body(Full::new(Bytes::from(
+                body.map(|b| b.to_string()).unwrap_or_default(),
+            )))
+            .expect("valid request");
+        send(&client(), req).await
+    }
+
     /// `GET /admin/v1/{path}` with the admin credential from the data directory.
     pub async fn admin_get(&self, path: &str) -> Value {
         let key = std::fs::read_to_string(self.data_dir.join("admin.key")).expect("admin.key");
