@@ -83,6 +83,17 @@ impl PolicySet {
         self.uses_provider
     }
 
+    /// The policies scoped to one provider (checked per attempt, once the route chose it).
+    pub fn for_provider(&self, provider: &str) -> Vec<Arc<CompiledPolicy>> {
+        if !self.uses_provider {
+            return Vec::new();
+        }
+        self.by_scope
+            .get(&("provider", provider.to_string()))
+            .cloned()
+            .unwrap_or_default()
+    }
+
     /// Every policy that applies to the request, broadest scope first, each once.
     pub fn applicable(&self, r: &RequestScope<'_>) -> Vec<Arc<CompiledPolicy>> {
         let mut out: Vec<Arc<CompiledPolicy>> = self.org.clone();

@@ -851,3 +851,54 @@ async fn a_teams_own_provider_credential_replaces_the_gateways_for_that_team_onl
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(post_as(other).await.status, 200);
 }
+
+#[tokio::test]
+async fn a_provider_out_of_budget_is_skipped_like_an_unhealthy_target() {
+    let upstream = ScriptedUpstream::start(UpstreamOptions::new(UPSTREAM_KEY))
+        .await
+        .unwrap();
+    let gw = Gateway::start_with(
+        &upstream.url(),
+        &format!(
+            r#"
+[[providers]]
+name = "backup"
+kind = "anthropic"
+base_url = "{}"
+api_key = "${{TG_TEST_UPSTREAM_KEY}}"
+
+[[routes]]
+name = "opus"
+match = "{OPUS}"
+strategy = "fallback"
+targets = [{{ provider = "anthropic" }}, {{ provider = "backup" }}]
+
+[[policies]]
+scope = "provider:anthropic"
+name = "anthropic account"
+[[policies.budgets]]
+period = "month"
+amount_usd = 0.5
+"#,
+            upstream.url()
+        ),
+    )
+    .await;
+    let key = gw.create_key("alice", "platform").await;
+    let c = client();
+    let mut served_by = Vec::new();
+    for _ in 0..3 {
+        // $0.40 each, reserved at a small standard estimate: the second still fits under the
+        // anthropic account's $0.50, and once it settles the account is spent.
+        let req = messages_request(
+            &format!("{}/v1/messages", gw.url),
+            &key,
+            simple_body(OPUS, false),
+            &[("x-mock-usage", "100000,0,0,0")],
+        );
+        let r = send(&c, req).await;
+        assert_eq!(r.status, 200, "{}", r.text());
+        served_by.push(gw.record(&r.request_id()).await["provider"].clone());
+    }
+    assert_eq!(served_by, ["anthropic", "anthropic", "backup"]);
+}

@@ -154,6 +154,64 @@ pub async fn admit(state: &AppState, mut classified: Classified) -> Result<Admit
     })
 }
 
+/// Checks the policies scoped to the provider an attempt goes to — the route chose it after
+/// admission — and takes what they count. A refusal makes forward skip this target like an
+/// unhealthy one. Providers the request named itself were checked in `admit` already.
+pub async fn for_provider(
+    state: &AppState,
+    classified: &Classified,
+    provider: &str,
+) -> Result<Holds, GatewayError> {
+    let headers = &classified.auth.accepted.headers;
+    if header(headers, X_TOLLGATE_PROVIDER) == Some(provider) {
+        return Ok(Holds::default());
+    }
+    let policies = state.policies.load().for_provider(provider);
+    if policies.is_empty() {
+        return Ok(Holds::default());
+    }
+    let requested = classified.facts.model.clone().unwrap_or_default();
+    let mut model_names: Vec<&str> = vec![requested.as_str()];
+    if let Some(e) = state.catalog.resolve(&requested) {
+        model_names.push(e.name.as_str());
+        model_names.extend(e.aliases.iter().map(String::as_str));
+    }
+    let body = &classified.auth.accepted.body;
+    let body_len = body.len() as u64;
+    let max_tokens = classified.facts.max_tokens;
+    let likely_output = state.config.governance.likely_output_tokens;
+    let estimate = |model: &str| {
+        estimate(
+            &state.prices,
+            &state.catalog,
+            model,
+            body_len,
+            max_tokens,
+            likely_output,
+        )
+    };
+    let tool_repeats = |within: u32| most_repeated_tool_call(body, within);
+    let request = Request {
+        policies: &policies,
+        model_names: &model_names,
+        provider: Some(provider),
+        session_id: header(headers, tollgate_wire::headers::X_CLAUDE_CODE_SESSION_ID),
+        body_bytes: body_len,
+        max_tokens,
+        estimate: &estimate,
+        tool_repeats: &tool_repeats,
+        now: state.clock.now(),
+        free: classified.auth.accepted.endpoint == super::accept::Endpoint::CountTokens,
+    };
+    match admission::admit(&state.counters, &request).await {
+        Ok(a) => Ok(a.holds),
+        Err(refusal) => Err(refusal_error(
+            &refusal,
+            state.config.governance.contact.as_deref(),
+        )),
+    }
+}
+
 /// Hard-cap blocks alert once per budget period, loop breaks once per session.
 async fn alert_refusal(
     state: &AppState,

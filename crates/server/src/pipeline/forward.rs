@@ -131,7 +131,7 @@ pub async fn forward(
     let plan = routed.plan;
     let provider_lists = routed.admitted.provider_lists;
     let classified = routed.admitted.classified;
-    let requested = classified.facts.model.unwrap_or_default();
+    let requested = classified.facts.model.clone().unwrap_or_default();
     let r = Request {
         state,
         accepted: &classified.auth.accepted,
@@ -156,6 +156,16 @@ pub async fn forward(
         let Some(attempt) = plan.attempts.get(step.index) else {
             break;
         };
+        // A provider out of budget (or over a rate) under its own policies is skipped like an
+        // unhealthy one.
+        let provider_holds =
+            match super::admit::for_provider(state, &classified, attempt.name()).await {
+                Ok(h) => h,
+                Err(e) => {
+                    last_error = Some(e);
+                    continue;
+                }
+            };
         let health = attempt.health();
         let Some(lease) = health
             .acquire(Instant::now())
@@ -174,9 +184,13 @@ pub async fn forward(
             attempt,
             lease: Some(lease),
         };
+        turn.rec.attempt_holds(provider_holds);
         match turn.run().await {
             Attempted::Answered(result) => return result,
-            Attempted::Replaced(e) => last_error = Some(e),
+            Attempted::Replaced(e) => {
+                rec.release_attempt_holds();
+                last_error = Some(e);
+            }
         }
     }
     Err(last_error.unwrap_or_else(|| {

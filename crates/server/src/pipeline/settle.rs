@@ -32,6 +32,9 @@ pub struct Recorder {
     response_capture: Option<Vec<u8>>,
     /// Budget reservations, slots and turns to settle with the record.
     holds: Option<Holds>,
+    /// What the current attempt's provider policies hold (given back if the attempt is
+    /// replaced by another target).
+    attempt_holds: Option<Holds>,
 }
 
 fn rfc3339(t: time::OffsetDateTime) -> String {
@@ -71,6 +74,7 @@ impl Recorder {
             rec: Some(Box::new(rec)),
             response_capture: None,
             holds: None,
+            attempt_holds: None,
         }
     }
 
@@ -155,6 +159,18 @@ impl Recorder {
         }
     }
 
+    /// Holds what the attempt's provider policies took, until the record settles it.
+    pub fn attempt_holds(&mut self, holds: Holds) {
+        self.attempt_holds = (!holds.is_empty()).then_some(holds);
+    }
+
+    /// Gives back what a replaced attempt's provider policies held: another target serves.
+    pub fn release_attempt_holds(&mut self) {
+        if let Some(h) = self.attempt_holds.take() {
+            run_settlement(&self.state, h, Actual::default(), None);
+        }
+    }
+
     /// Records the provider an attempt goes to, and the model id it is sent when a route
     /// fixed one (the record is then priced by that model).
     pub fn set_provider(&mut self, name: &str, served_model: Option<&str>) {
@@ -197,6 +213,7 @@ impl Recorder {
             rec: self.rec.take(),
             response_capture: self.response_capture.take(),
             holds: self.holds.take(),
+            attempt_holds: self.attempt_holds.take(),
         }
     }
 
@@ -309,7 +326,10 @@ impl Recorder {
             return;
         };
         r.duration_ms = ms(self.started.elapsed());
-        if let Some(holds) = self.holds.take() {
+        for holds in [self.holds.take(), self.attempt_holds.take()]
+            .into_iter()
+            .flatten()
+        {
             settle_holds(&self.state, holds, &r);
         }
         if let Err(e) = self.state.journal.append(*r) {
@@ -343,9 +363,7 @@ impl Drop for Recorder {
     }
 }
 
-/// Settles what admission held with what the record says was consumed. With the in-process
-/// store this completes before the record is written (the next request of a session already
-/// sees the spend); with Redis it runs as a task so the response is not held up.
+/// Settles what admission held with what the record says was consumed.
 fn settle_holds(state: &Arc<AppState>, holds: Holds, r: &JournalRecord) {
     // A turn is a request the model answered; errors (ours or the upstream's) give their
     // reservation back unless tokens were consumed.
@@ -360,16 +378,32 @@ fn settle_holds(state: &Arc<AppState>, holds: Holds, r: &JournalRecord) {
             .saturating_add(r.cache_read_input_tokens),
         reached_upstream,
     };
+    run_settlement(
+        state,
+        holds,
+        actual,
+        Some((r.team.clone(), r.user.clone(), r.id.clone())),
+    );
+}
+
+/// Settles `holds` with `actual` and raises the threshold alerts it crosses (attributed to
+/// `who`: team, user, request id). With the in-process store this completes before returning;
+/// with Redis it runs as a task so the response is not held up.
+fn run_settlement(
+    state: &Arc<AppState>,
+    holds: Holds,
+    actual: Actual,
+    who: Option<(Option<String>, Option<String>, String)>,
+) {
     let st = state.clone();
-    let who = (r.team.clone(), r.user.clone(), r.id.clone());
     let fut = async move {
-        let watched = if st.alerts.enabled() {
+        let watched = if st.alerts.enabled() && who.is_some() {
             holds.watched.clone()
         } else {
             Vec::new()
         };
         holds.settle(&st.counters, actual).await;
-        if !watched.is_empty() {
+        if let (false, Some(who)) = (watched.is_empty(), who) {
             let now = st.clock.now();
             for mut ev in thresholds_crossed(&st.counters, &watched, now).await {
                 ev.team = who.0.clone();
