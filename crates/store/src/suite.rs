@@ -74,6 +74,25 @@ fn postgres_passes_the_whole_suite() {
         eprintln!("postgres: {name}");
         case(&s, &open);
     }
+    // A database that refuses the connection: an error naming the URL without its password,
+    // also when the caller is async (as the gateway's start is), where a careless drop of
+    // the store's runtime would panic.
+    let url = format!(
+        "postgres://postgres:pw-canary-77@127.0.0.1:{}/no_such_db",
+        pg.port()
+    );
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let err = rt.block_on(async { Store::open_postgres(&url, 1).err() });
+    let msg = err.map(|e| e.to_string()).unwrap_or_default();
+    assert!(
+        msg.contains("cannot connect to postgres://postgres:***@127.0.0.1"),
+        "{msg}"
+    );
+    assert!(msg.contains("no_such_db"), "{msg}");
+    assert!(!msg.contains("pw-canary"), "{msg}");
 }
 
 fn key(user: Option<&str>, team: Option<&str>, secret: &str) -> NewKey {

@@ -40,16 +40,23 @@ impl Pg {
             .max_connections(max_connections.max(1))
             .acquire_timeout(ACQUIRE);
         let owned = url.to_string();
-        let pool = run(&handle, async move { options.connect(&owned).await })
-            .and_then(|r| r.map_err(StoreError::from))
-            .map_err(|e| match e {
-                StoreError::Db(m) => StoreError::Db(format!(
-                    "cannot connect to {}: {}",
-                    redact_url(url),
-                    scrub(&m, url)
-                )),
-                other => other,
-            })?;
+        let connected = run(&handle, async move { options.connect(&owned).await })
+            .and_then(|r| r.map_err(StoreError::from));
+        let pool = match connected {
+            Ok(pool) => pool,
+            Err(e) => {
+                // Dropping a runtime blocks, which panics when the caller is async itself.
+                rt.shutdown_background();
+                return Err(match e {
+                    StoreError::Db(m) => StoreError::Db(format!(
+                        "cannot connect to {}: {}",
+                        redact_url(url),
+                        scrub(&m, url)
+                    )),
+                    other => other,
+                });
+            }
+        };
         Ok(Pg {
             rt: Some(rt),
             handle,
