@@ -196,6 +196,12 @@ impl PostgresServer {
 
     /// Creates a database.
     pub fn create_database(&self, db: &str) {
+        self.psql(&format!("CREATE DATABASE \"{db}\""));
+    }
+
+    /// Runs SQL as the `postgres` superuser in the `postgres` database; panics with psql's
+    /// message when it fails.
+    pub fn psql(&self, sql: &str) {
         let out = Command::new("/usr/bin/psql")
             .args([
                 "-h",
@@ -204,16 +210,15 @@ impl PostgresServer {
                 &self.port.to_string(),
                 "-U",
                 "postgres",
+                "-v",
+                "ON_ERROR_STOP=1",
             ])
-            .args(["-c", &format!("CREATE DATABASE \"{db}\"")])
+            .args(["-c", sql])
             .stdin(Stdio::null())
             .output();
         match out {
             Ok(o) if o.status.success() => {}
-            Ok(o) => panic!(
-                "CREATE DATABASE {db}: {}",
-                String::from_utf8_lossy(&o.stderr)
-            ),
+            Ok(o) => panic!("psql `{sql}`: {}", String::from_utf8_lossy(&o.stderr)),
             Err(e) => panic!("run psql: {e}"),
         }
     }

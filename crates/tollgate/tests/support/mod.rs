@@ -189,11 +189,28 @@ impl Gateway {
         text[start..].to_string()
     }
 
-    /// `GET /admin/v1/{path}` with the admin credential from the data directory.
+    /// The admin credential this gateway was started with (`TOLLGATE_ADMIN_KEY`), else the
+    /// one it wrote to its data directory.
+    pub fn admin_key(&self) -> String {
+        self.admin_key_env().unwrap_or_else(|| {
+            std::fs::read_to_string(self.data_dir.join("admin.key"))
+                .expect("admin.key")
+                .trim()
+                .to_string()
+        })
+    }
+
+    fn admin_key_env(&self) -> Option<String> {
+        self.extra_env
+            .iter()
+            .find(|(k, _)| k == "TOLLGATE_ADMIN_KEY")
+            .map(|(_, v)| v.clone())
+    }
+
+    /// `GET /admin/v1/{path}` with the admin credential.
     pub async fn admin_get(&self, path: &str) -> Value {
-        let key = std::fs::read_to_string(self.data_dir.join("admin.key")).expect("admin.key");
         let req = Request::get(format!("{}/admin/v1/{path}", self.url))
-            .header("authorization", format!("Bearer {}", key.trim()))
+            .header("authorization", format!("Bearer {}", self.admin_key()))
             .body(Full::new(Bytes::new()))
             .expect("valid request");
         let reply = send(&client(), req).await;
@@ -219,6 +236,8 @@ impl Gateway {
             .arg("--json")
             .env_remove("TOLLGATE_ADMIN_KEY")
             .env_remove("TOLLGATE_SERVER")
+            // A gateway started with the cluster's key has no admin.key to read.
+            .envs(self.admin_key_env().map(|k| ("TOLLGATE_ADMIN_KEY", k)))
             .stdin(Stdio::null())
             .kill_on_drop(true);
         let out = tokio::time::timeout(CLI_TIMEOUT, cmd.output())
