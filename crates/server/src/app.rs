@@ -84,21 +84,24 @@ pub fn resolve_config(opts: &ServeOptions) -> Result<Config, String> {
 /// - else on a shared store that already has admin credentials (another replica created
 ///   them): nothing is minted; the operator uses the cluster's key.
 /// - else a new key is created, printed once on standard error and stored with mode 0600.
-fn ensure_admin_key(data_dir: &Path, store: &Store) -> Result<(), String> {
+fn ensure_admin_key(
+    data_dir: &Path,
+    store: &Store,
+    from_env: Option<String>,
+) -> Result<(), String> {
     let db = |e: tollgate_store::StoreError| e.to_string();
-    if let Ok(key) = std::env::var(ADMIN_KEY_ENV)
+    if let Some(key) = from_env
         && !key.trim().is_empty()
     {
         let key = key.trim();
-        if key.len() < MIN_ADMIN_KEY_LEN {
-            return Err(format!(
-                "{ADMIN_KEY_ENV} must be at least {MIN_ADMIN_KEY_LEN} characters (e.g. `openssl rand -hex 32`)"
-            ));
-        }
         if store.has_admin_credentials().map_err(db)? {
             tracing::info!(
                 "admin credentials already exist; {ADMIN_KEY_ENV} is not registered again"
             );
+        } else if key.len() < MIN_ADMIN_KEY_LEN {
+            return Err(format!(
+                "{ADMIN_KEY_ENV} must be at least {MIN_ADMIN_KEY_LEN} characters (e.g. `openssl rand -hex 32`)"
+            ));
         } else {
             store.add_admin_credential(&hash_key(key)).map_err(db)?;
             tracing::info!("registered {ADMIN_KEY_ENV} as the bootstrap admin credential");
@@ -169,7 +172,7 @@ pub async fn build_state(config: Config, data_dir: &Path) -> Result<Arc<AppState
     // Read before any snapshot is built, so a change landing meanwhile is seen at the first
     // poll.
     let seen = store.change_seq().map_err(|e| format!("store: {e}"))?;
-    ensure_admin_key(data_dir, &store)?;
+    ensure_admin_key(data_dir, &store, std::env::var(ADMIN_KEY_ENV).ok())?;
     let vault = crate::vault::Vault::open(data_dir, &store)?;
     let mut prices = PriceTable::builtin();
     prices
@@ -379,5 +382,44 @@ async fn shutdown_signal() {
     tokio::select! {
         _ = ctrl_c => {},
         _ = term => {},
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn the_bootstrap_key_from_the_environment_is_registered_once_and_written_nowhere() {
+        let dir = std::env::temp_dir().join(format!(
+            "tg-admin-env-{}-{}",
+            std::process::id(),
+            uuid::Uuid::now_v7().simple()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        let store = Store::open(&dir.join("db.sqlite")).unwrap();
+        let short = ensure_admin_key(&dir, &store, Some("too-short".into())).unwrap_err();
+        assert!(short.contains("at least 32"), "{short}");
+        let first = "tgadm_first-0123456789abcdef0123456789abcdef".to_string();
+        ensure_admin_key(&dir, &store, Some(first.clone())).unwrap();
+        assert!(store.admin_by_hash(&hash_key(&first)).unwrap().is_some());
+        assert!(!dir.join(ADMIN_KEY_FILE).exists());
+        // Later starts never add another one through the variable.
+        let second = "tgadm_second-0123456789abcdef0123456789abcdef".to_string();
+        ensure_admin_key(&dir, &store, Some(second.clone())).unwrap();
+        assert!(store.admin_by_hash(&hash_key(&second)).unwrap().is_none());
+        assert_eq!(store.list_admins().unwrap().len(), 1);
+        // Without the variable one node still mints admin.key (its data directory is its
+        // whole store).
+        ensure_admin_key(&dir, &store, None).unwrap();
+        let minted = std::fs::read_to_string(dir.join(ADMIN_KEY_FILE)).unwrap();
+        assert!(
+            store
+                .admin_by_hash(&hash_key(minted.trim()))
+                .unwrap()
+                .is_some()
+        );
+        std::fs::remove_dir_all(&dir).ok();
     }
 }

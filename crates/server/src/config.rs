@@ -48,6 +48,7 @@ pub enum StoreBackend {
 #[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct StoreSection {
+    /// `sqlite` (one node) or `postgres` (a cluster).
     pub backend: StoreBackend,
     /// `postgres://user:password@host:port/db` when `backend = "postgres"` (write the password
     /// as `${VAR}` to keep it out of the file). Never logged with its password.

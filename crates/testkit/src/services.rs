@@ -112,7 +112,23 @@ fn ping(port: u16) -> bool {
     s.write_all(b"PING\r\n").is_ok() && s.read_exact(&mut buf).is_ok() && &buf == b"+PONG\r\n"
 }
 
-const PG_BIN: &str = "/usr/lib/postgresql/15/bin";
+const PG_ROOT: &str = "/usr/lib/postgresql";
+
+/// The newest installed PostgreSQL's `bin` directory (Debian installs each major version under
+/// its own number), or the version 15 path so the missing-binary message names something.
+fn pg_bin() -> String {
+    let newest = std::fs::read_dir(PG_ROOT)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| {
+            let v: u32 = e.file_name().to_str()?.parse().ok()?;
+            e.path().join("bin/initdb").exists().then_some(v)
+        })
+        .max();
+    format!("{PG_ROOT}/{}/bin", newest.unwrap_or(15))
+}
+const PSQL: &str = "/usr/bin/psql";
 
 /// A throwaway PostgreSQL cluster (`initdb` + `pg_ctl`, as the `postgres` user because initdb
 /// refuses root), tuned for tests (no fsync), stopped and deleted on drop.
@@ -124,7 +140,8 @@ pub struct PostgresServer {
 impl PostgresServer {
     /// Initialises and starts a cluster on a free port; panics with the fix when it cannot.
     pub fn start() -> Self {
-        let initdb = format!("{PG_BIN}/initdb");
+        let pg_bin = pg_bin();
+        let initdb = format!("{pg_bin}/initdb");
         assert!(
             std::path::Path::new(&initdb).exists(),
             "{initdb} is missing: install it with `apt-get install -y postgresql` (scripts/setup.sh does)"
@@ -164,7 +181,7 @@ impl PostgresServer {
         // Every parent must be traversable by the postgres user.
         let d = dir.display();
         if let Err(e) = as_postgres(&format!(
-            "{PG_BIN}/initdb -D {d}/data -U postgres --auth=trust -E UTF8 --no-locale >/dev/null"
+            "{pg_bin}/initdb -D {d}/data -U postgres --auth=trust -E UTF8 --no-locale >/dev/null"
         )) {
             panic!("initdb: {e}");
         }
@@ -172,7 +189,7 @@ impl PostgresServer {
         for _ in 0..5 {
             let port = free_port();
             let cmd = format!(
-                "{PG_BIN}/pg_ctl -D {d}/data -l {d}/log -w -t 20 -o '-c listen_addresses=127.0.0.1 -p {port} -k {d} -c fsync=off -c synchronous_commit=off -c full_page_writes=off' start >/dev/null"
+                "{pg_bin}/pg_ctl -D {d}/data -l {d}/log -w -t 20 -o '-c listen_addresses=127.0.0.1 -p {port} -k {d} -c fsync=off -c synchronous_commit=off -c full_page_writes=off' start >/dev/null"
             );
             match as_postgres(&cmd) {
                 Ok(()) => return PostgresServer { port, dir },
@@ -202,7 +219,11 @@ impl PostgresServer {
     /// Runs SQL as the `postgres` superuser in the `postgres` database; panics with psql's
     /// message when it fails.
     pub fn psql(&self, sql: &str) {
-        let out = Command::new("/usr/bin/psql")
+        assert!(
+            std::path::Path::new(PSQL).exists(),
+            "{PSQL} is missing: install it with `apt-get install -y postgresql` (scripts/setup.sh does)"
+        );
+        let out = Command::new(PSQL)
             .args([
                 "-h",
                 "127.0.0.1",
@@ -233,7 +254,10 @@ impl Drop for PostgresServer {
                 "-s",
                 "/bin/sh",
                 "-c",
-                &format!("{PG_BIN}/pg_ctl -D {d}/data -m immediate stop >/dev/null 2>&1"),
+                &format!(
+                    "{}/pg_ctl -D {d}/data -m immediate stop >/dev/null 2>&1",
+                    pg_bin()
+                ),
             ])
             .status();
         let _ = std::fs::remove_dir_all(&self.dir);
