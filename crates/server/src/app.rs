@@ -137,7 +137,8 @@ fn ensure_admin_key(
 fn open_store(cfg: &StoreSection, data_dir: &Path) -> Result<Store, String> {
     match (cfg.backend, &cfg.url) {
         (StoreBackend::Postgres, Some(url)) => {
-            let store = Store::open_postgres(url, cfg.max_connections)
+            let timeout = Duration::from_secs(cfg.connect_timeout_secs);
+            let store = Store::open_postgres(url, cfg.max_connections, timeout)
                 .map_err(|e| format!("store: {e}"))?;
             tracing::info!(url = %tollgate_store::redact_url(url), "entities in Postgres (cluster mode)");
             Ok(store)

@@ -55,6 +55,9 @@ pub struct StoreSection {
     pub url: Option<String>,
     /// Most connections one replica opens to Postgres.
     pub max_connections: u32,
+    /// How long a store call waits for a Postgres connection before failing (an admin call
+    /// then answers 500; requests never wait for the store).
+    pub connect_timeout_secs: u64,
     /// How often the store's change counter is read; a change made by another replica (or by
     /// hand in the database) reaches this one's keys, policies and provider credentials
     /// within about this long.
@@ -67,6 +70,7 @@ impl Default for StoreSection {
             backend: StoreBackend::Sqlite,
             url: None,
             max_connections: 8,
+            connect_timeout_secs: 5,
             poll_interval_ms: 250,
         }
     }
@@ -78,6 +82,7 @@ impl std::fmt::Debug for StoreSection {
             .field("backend", &self.backend)
             .field("url", &self.url.as_deref().map(tollgate_store::redact_url))
             .field("max_connections", &self.max_connections)
+            .field("connect_timeout_secs", &self.connect_timeout_secs)
             .field("poll_interval_ms", &self.poll_interval_ms)
             .finish()
     }
@@ -273,6 +278,11 @@ impl Config {
         if !(10..=60_000).contains(&st.poll_interval_ms) {
             return Err(invalid(
                 "[store] poll_interval_ms must be between 10 and 60000".into(),
+            ));
+        }
+        if !(1..=300).contains(&st.connect_timeout_secs) {
+            return Err(invalid(
+                "[store] connect_timeout_secs must be between 1 and 300".into(),
             ));
         }
         if st.max_connections == 0 {

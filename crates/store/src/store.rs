@@ -7,6 +7,7 @@ use crate::error::StoreError;
 use crate::schema;
 use std::path::Path;
 use std::sync::Mutex;
+use std::time::Duration;
 
 /// The entity store. Calls are synchronous and short; async callers run them on a blocking
 /// thread. On SQLite it is one connection to a file of the data directory; on Postgres a pool
@@ -34,11 +35,16 @@ impl Store {
         })
     }
 
-    /// Connects to the Postgres database at `url` (with at most `max_connections`) and
-    /// migrates it. Errors never show the URL's password.
-    pub fn open_postgres(url: &str, max_connections: u32) -> Result<Store, StoreError> {
+    /// Connects to the Postgres database at `url` and migrates it. At most `max_connections`
+    /// are opened; a call that finds the database unreachable fails after `connect_timeout`.
+    /// Errors never show the URL's password.
+    pub fn open_postgres(
+        url: &str,
+        max_connections: u32,
+        connect_timeout: Duration,
+    ) -> Result<Store, StoreError> {
         let store = Store {
-            engine: Engine::Postgres(Pg::connect(url, max_connections)?),
+            engine: Engine::Postgres(Pg::connect(url, max_connections, connect_timeout)?),
         };
         schema::postgres::migrate(&mut store.db())?;
         Self::ready(store)

@@ -9,6 +9,7 @@ use crate::entities::new_id;
 use crate::secrets::{MasterKey, SecretError};
 use crate::{AuditRecord, Backend, DEFAULT_WORKSPACE, NewAdmin, NewKey, Store, StoreError};
 use serde_json::json;
+use std::time::Duration;
 use tollgate_govern::hash_key;
 use tollgate_govern::policy::{PolicySpec, RateSpec, Scope, ScopeField};
 use tollgate_govern::roles::{Actor, Place, Role};
@@ -68,7 +69,7 @@ fn postgres_passes_the_whole_suite() {
         let db = format!("case{i}");
         pg.create_database(&db);
         let url = pg.url(&db);
-        let open = || Store::open_postgres(&url, 4).unwrap();
+        let open = || Store::open_postgres(&url, 4, Duration::from_secs(5)).unwrap();
         let s = open();
         assert_eq!(s.backend(), Backend::Postgres);
         eprintln!("postgres: {name}");
@@ -85,7 +86,7 @@ fn postgres_passes_the_whole_suite() {
         .enable_all()
         .build()
         .unwrap();
-    let err = rt.block_on(async { Store::open_postgres(&url, 1).err() });
+    let err = rt.block_on(async { Store::open_postgres(&url, 1, Duration::from_secs(5)).err() });
     let msg = err.map(|e| e.to_string()).unwrap_or_default();
     assert!(
         msg.contains("cannot connect to postgres://postgres:***@127.0.0.1"),

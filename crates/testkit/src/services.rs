@@ -130,6 +130,31 @@ fn pg_bin() -> String {
 }
 const PSQL: &str = "/usr/bin/psql";
 
+fn as_postgres(cmd: &str) -> Result<(), String> {
+    let out = Command::new("su")
+        .args(["postgres", "-s", "/bin/sh", "-c", cmd])
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| format!("run su: {e}"))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "`{cmd}` failed: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ))
+    }
+}
+
+fn pg_start(dir: &std::path::Path, port: u16) -> Result<(), String> {
+    let d = dir.display();
+    as_postgres(&format!(
+        "{}/pg_ctl -D {d}/data -l {d}/log -w -t 20 -o '-c listen_addresses=127.0.0.1 -p {port} -k {d} -c fsync=off -c synchronous_commit=off -c full_page_writes=off' start >/dev/null",
+        pg_bin()
+    ))
+}
+
 /// A throwaway PostgreSQL cluster (`initdb` + `pg_ctl`, as the `postgres` user because initdb
 /// refuses root), tuned for tests (no fsync), stopped and deleted on drop.
 pub struct PostgresServer {
@@ -153,22 +178,6 @@ impl PostgresServer {
             N.fetch_add(1, Ordering::Relaxed)
         ));
         std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("create {}: {e}", dir.display()));
-        let as_postgres = |cmd: &str| -> Result<(), String> {
-            let out = Command::new("su")
-                .args(["postgres", "-s", "/bin/sh", "-c", cmd])
-                .stdin(Stdio::null())
-                .output()
-                .map_err(|e| format!("run su: {e}"))?;
-            if out.status.success() {
-                Ok(())
-            } else {
-                Err(format!(
-                    "`{cmd}` failed: {}{}",
-                    String::from_utf8_lossy(&out.stdout),
-                    String::from_utf8_lossy(&out.stderr)
-                ))
-            }
-        };
         let chown = Command::new("chown")
             .args(["-R", "postgres:postgres"])
             .arg(&dir)
@@ -188,15 +197,33 @@ impl PostgresServer {
         let mut last = String::new();
         for _ in 0..5 {
             let port = free_port();
-            let cmd = format!(
-                "{pg_bin}/pg_ctl -D {d}/data -l {d}/log -w -t 20 -o '-c listen_addresses=127.0.0.1 -p {port} -k {d} -c fsync=off -c synchronous_commit=off -c full_page_writes=off' start >/dev/null"
-            );
-            match as_postgres(&cmd) {
+            match pg_start(&dir, port) {
                 Ok(()) => return PostgresServer { port, dir },
                 Err(e) => last = e,
             }
         }
         panic!("postgres did not start: {last}");
+    }
+
+    /// Stops the server, closing every connection, as an outage would; [`resume`] starts it
+    /// again on the same port with the same data.
+    ///
+    /// [`resume`]: Self::resume
+    pub fn pause(&self) {
+        let d = self.dir.display();
+        if let Err(e) = as_postgres(&format!(
+            "{}/pg_ctl -D {d}/data -m fast -w stop >/dev/null",
+            pg_bin()
+        )) {
+            panic!("stop postgres: {e}");
+        }
+    }
+
+    /// Starts the server again after [`pause`](Self::pause).
+    pub fn resume(&self) {
+        if let Err(e) = pg_start(&self.dir, self.port) {
+            panic!("restart postgres: {e}");
+        }
     }
 
     /// The port it listens on.

@@ -44,7 +44,8 @@ struct Cluster {
 }
 
 impl Cluster {
-    async fn start(extra_toml: &str) -> Cluster {
+    /// A cluster whose `[store]` section also holds `store_toml`.
+    async fn start(store_toml: &str) -> Cluster {
         let pg = PostgresServer::start();
         pg.psql(&format!(
             "CREATE ROLE tollgate LOGIN PASSWORD '{PG_PASSWORD}'"
@@ -61,7 +62,7 @@ impl Cluster {
         // The URL reaches the config through `${…}`, as an operator keeps the password out
         // of the file.
         let toml = format!(
-            "[store]\nbackend = \"postgres\"\nurl = \"${{TG_TEST_STORE_URL}}\"\n\n[governance]\ncounters = \"redis\"\nredis_url = \"{}\"\n\n{extra_toml}",
+            "[store]\nbackend = \"postgres\"\nurl = \"${{TG_TEST_STORE_URL}}\"\n{store_toml}\n[governance]\ncounters = \"redis\"\nredis_url = \"{}\"\n",
             redis.url()
         );
         let env = vec![
@@ -493,6 +494,70 @@ async fn sixty_requests_per_minute_over_two_replicas_let_sixty_through_not_120()
     assert!((59..=61).contains(&ok), "{ok} requests let through");
 }
 
+#[tokio::test]
+async fn a_postgres_outage_leaves_requests_flowing_and_changes_resume_after_it() {
+    // Store calls give up on the unreachable database after a second.
+    let c = Cluster::start("connect_timeout_secs = 1").await;
+    let made = c
+        .ok(
+            &c.a,
+            "POST",
+            "/keys",
+            json!({"user": "dana", "team": "platform"}),
+        )
+        .await;
+    let key = made["key"].as_str().unwrap().to_string();
+    let id = made["id"].as_str().unwrap().to_string();
+    time_until("replica B knows the key", Instant::now(), || async {
+        c.call(&c.b, &key, "GET", "/whoami", None).await.status == 200
+    })
+    .await;
+
+    c.pg.pause();
+    // The request path never reads the store: both replicas keep serving from their snapshots.
+    for gw in [&c.a, &c.b] {
+        for _ in 0..5 {
+            let r = c.ask(gw, &key, HAIKU).await;
+            assert_eq!(r.status, 200, "during the outage: {}", r.text());
+        }
+    }
+    // Admin writes need the store: a clear 500, not a hang.
+    let r = c
+        .call(&c.a, ADMIN_KEY, "DELETE", &format!("/keys/{id}"), None)
+        .await;
+    assert_eq!(r.status, 500, "{}", r.text());
+    assert!(r.text().contains("database error"), "{}", r.text());
+    time_until(
+        "replica B logs that it cannot follow the store",
+        Instant::now(),
+        || async { c.b.log().contains("cannot follow store changes") },
+    )
+    .await;
+
+    c.pg.resume();
+    let r = time_until("replica A writes again", Instant::now(), || async {
+        c.call(&c.a, ADMIN_KEY, "DELETE", &format!("/keys/{id}"), None)
+            .await
+            .status
+            == 200
+    })
+    .await;
+    let revoked = Instant::now();
+    let refused = time_until(
+        "replica B refuses the key revoked after the outage",
+        revoked,
+        || async { c.ask(&c.b, &key, HAIKU).await.status == 401 },
+    )
+    .await;
+    eprintln!("store back after {r:?}; revocation reached B {refused:?} later");
+    assert!(refused <= WITHIN, "B took {refused:?} to refuse it");
+    // The recovery is logged by the first poll that reads everything again.
+    time_until("replica B logs the recovery", Instant::now(), || async {
+        c.b.log().contains("store reachable again")
+    })
+    .await;
+}
+
 /// Runs `tollgate serve` expecting it to stop at start-up; returns its standard error.
 async fn failed_start(dir: &Path, toml: &str, env: &[(String, String)]) -> String {
     let config = dir.join("tollgate.toml");
@@ -531,6 +596,8 @@ async fn replicas_started_without_the_shared_keys_bootstrap_once_or_stop_with_th
     let env: Vec<(String, String)> = vec![
         ("TG_TEST_STORE_URL".into(), fresh_url),
         ("TOLLGATE_MASTER_KEY".into(), MASTER_KEY.into()),
+        // Every crate's debug output, the database driver's included, stays password-free.
+        ("TOLLGATE_LOG".into(), "debug".into()),
     ];
     let first = Cluster::replica(&c.upstream, &c.toml, &env).await;
     let second = Cluster::replica(&c.upstream, &c.toml, &env).await;
@@ -542,6 +609,11 @@ async fn replicas_started_without_the_shared_keys_bootstrap_once_or_stop_with_th
     for gw in [&first, &second] {
         let r = admin_call(&c.http, gw, minted.trim(), "GET", "/whoami", None).await;
         assert_eq!(r.status, 200, "{}", r.text());
+        assert!(
+            !gw.log().contains(PG_PASSWORD),
+            "the Postgres password is in a debug log"
+        );
+        assert!(gw.log().contains("sqlx"), "debug logging was not on");
     }
 
     // Without the master key a replica refuses to start, naming the variable.

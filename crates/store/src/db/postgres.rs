@@ -15,8 +15,6 @@ use std::time::Duration;
 
 /// How long a caller waits for one statement before giving up on the database.
 const WAIT: Duration = Duration::from_secs(30);
-/// How long to wait for a free connection (or a new one) from the pool.
-const ACQUIRE: Duration = Duration::from_secs(10);
 
 /// A pool of Postgres connections and the runtime that drives them.
 pub(crate) struct Pg {
@@ -26,9 +24,14 @@ pub(crate) struct Pg {
 }
 
 impl Pg {
-    /// Connects to `url` with at most `max_connections` connections. Errors never show the
-    /// URL's password.
-    pub(crate) fn connect(url: &str, max_connections: u32) -> Result<Pg, StoreError> {
+    /// Connects to `url` with at most `max_connections` connections, waiting at most
+    /// `connect_timeout` for a connection each time one is needed. Errors never show the URL's
+    /// password.
+    pub(crate) fn connect(
+        url: &str,
+        max_connections: u32,
+        connect_timeout: Duration,
+    ) -> Result<Pg, StoreError> {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .thread_name("tollgate-store")
@@ -38,7 +41,7 @@ impl Pg {
         let handle = rt.handle().clone();
         let options = PgPoolOptions::new()
             .max_connections(max_connections.max(1))
-            .acquire_timeout(ACQUIRE);
+            .acquire_timeout(connect_timeout);
         let owned = url.to_string();
         let connected = run(&handle, async move { options.connect(&owned).await })
             .and_then(|r| r.map_err(StoreError::from));
