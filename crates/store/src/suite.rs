@@ -75,6 +75,26 @@ fn postgres_passes_the_whole_suite() {
         eprintln!("postgres: {name}");
         case(&s, &open);
     }
+    // Replicas starting together on an empty database migrate it once (the advisory lock
+    // makes the others wait) and all come up.
+    pg.create_database("together");
+    let url = pg.url("together");
+    let opened: Vec<bool> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..4)
+            .map(|_| scope.spawn(|| Store::open_postgres(&url, 2, Duration::from_secs(5)).is_ok()))
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    assert_eq!(opened, [true; 4]);
+    let s = Store::open_postgres(&url, 1, Duration::from_secs(5)).unwrap();
+    let versions = s
+        .db()
+        .query("SELECT version FROM tollgate_schema", args![])
+        .unwrap();
+    assert_eq!(versions.len(), 1);
+    assert_eq!(versions[0].get::<i64>(0).unwrap(), 1);
+    drop(s);
+
     // A database that refuses the connection: an error naming the URL without its password,
     // also when the caller is async (as the gateway's start is), where a careless drop of
     // the store's runtime would panic.
