@@ -246,12 +246,10 @@ pub(crate) fn in_transaction<T>(
     f: impl FnOnce(&mut Db<'_>) -> Result<T, StoreError>,
 ) -> Result<T, StoreError> {
     db.begin()?;
-    match f(db) {
-        Ok(v) => {
-            db.commit()?;
-            Ok(v)
-        }
+    match f(db).and_then(|v| db.commit().map(|()| v)) {
+        Ok(v) => Ok(v),
         Err(e) => {
+            // Also after a failed COMMIT, which leaves SQLite's transaction open.
             db.rollback();
             Err(e)
         }
