@@ -65,6 +65,8 @@ pub struct Gateway {
     log_path: PathBuf,
     extra_env: Vec<(String, String)>,
     child: Option<Child>,
+    /// The gateway's own Postgres when the suite runs with `TG_TEST_STORE=postgres`.
+    _pg: Option<tollgate_testkit::services::PostgresServer>,
     // Declared last so the child is gone before its directory is removed.
     _dir: TempDir,
 }
@@ -90,9 +92,10 @@ impl Gateway {
         let dir = TempDir::new("gw");
         let data_dir = dir.path().join("data");
         let config_path = dir.path().join("tollgate.toml");
-        let config = format!(
+        let mut config = format!(
             "[[providers]]\nname = \"anthropic\"\nkind = \"anthropic\"\nbase_url = \"{upstream_url}\"\napi_key = \"${{{UPSTREAM_KEY_ENV}}}\"\n\n{extra_toml}\n"
         );
+        let pg = postgres_store(&extra_toml, &data_dir, &mut config);
         std::fs::write(&config_path, config).expect("write config");
         let log_path = dir.path().join("gateway.log");
         let mut gw = Gateway {
@@ -105,6 +108,7 @@ impl Gateway {
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
             child: None,
+            _pg: pg,
             _dir: dir,
         };
         gw.spawn().await;
@@ -335,6 +339,34 @@ impl Drop for Gateway {
     fn drop(&mut self) {
         self.kill9();
     }
+}
+
+/// With `TG_TEST_STORE=postgres`, every gateway that does not choose its store itself gets a
+/// Postgres of its own, so the end-to-end suites can be run on both store engines. The master
+/// key is put in the data directory beforehand, as an operator of a cluster would.
+fn postgres_store(
+    extra_toml: &str,
+    data_dir: &Path,
+    config: &mut String,
+) -> Option<tollgate_testkit::services::PostgresServer> {
+    if std::env::var("TG_TEST_STORE").ok().as_deref() != Some("postgres")
+        || extra_toml.contains("[store]")
+    {
+        return None;
+    }
+    let pg = tollgate_testkit::services::PostgresServer::start();
+    pg.create_database("tollgate");
+    config.push_str(&format!(
+        "\n[store]\nbackend = \"postgres\"\nurl = \"{}\"\n",
+        pg.url("tollgate")
+    ));
+    std::fs::create_dir_all(data_dir).expect("create data dir");
+    std::fs::write(
+        data_dir.join("master.key"),
+        "KioqKioqKioqKioqKioqKioqKioqKioqKioqKioqKio=\n",
+    )
+    .expect("write master.key");
+    Some(pg)
 }
 
 /// A port on which nothing listens.
