@@ -95,7 +95,7 @@ impl Gateway {
         let mut config = format!(
             "[[providers]]\nname = \"anthropic\"\nkind = \"anthropic\"\nbase_url = \"{upstream_url}\"\napi_key = \"${{{UPSTREAM_KEY_ENV}}}\"\n\n{extra_toml}\n"
         );
-        let pg = postgres_store(&extra_toml, &data_dir, &mut config);
+        let pg = postgres_store(extra_toml, &data_dir, &mut config);
         std::fs::write(&config_path, config).expect("write config");
         let log_path = dir.path().join("gateway.log");
         let mut gw = Gateway {
