@@ -12,6 +12,7 @@
 use crate::state::AppState;
 use std::sync::{Arc, Weak};
 use std::time::Duration;
+use tollgate_store::StoreError;
 
 /// Starts the watcher. `seen` is the counter read before the current snapshots were built.
 /// The thread ends by itself once the state is dropped.
@@ -33,8 +34,18 @@ fn watch(state: Weak<AppState>, mut seen: i64, every: Duration) {
         };
         let outcome = state.store.change_seq().and_then(|seq| {
             if seq != seen {
-                state.refresh_all()?;
-                tracing::debug!(from = seen, to = seq, "store changed; snapshots rebuilt");
+                match state.refresh_all() {
+                    Ok(()) => {
+                        tracing::debug!(from = seen, to = seq, "store changed; snapshots rebuilt");
+                    }
+                    // Another replica rotated the master key: that lasts until this one is
+                    // restarted with the new key, so say so once per change instead of
+                    // rebuilding every poll. Keys and policies were rebuilt all the same.
+                    Err(StoreError::Secret(e)) => {
+                        tracing::error!(error = %e, "provider credentials changed but cannot be decrypted with this replica's master key; the ones decrypted before stay in use until it restarts with the current TOLLGATE_MASTER_KEY");
+                    }
+                    Err(e) => return Err(e),
+                }
                 seen = seq;
             }
             Ok(())

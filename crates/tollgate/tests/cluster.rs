@@ -305,6 +305,66 @@ async fn a_policy_and_an_admin_credential_made_on_one_replica_apply_on_the_other
     assert!(actions.contains(&"policy.create"), "{actions:?}");
     assert!(actions.contains(&"policy.delete"), "{actions:?}");
 
+    // A master key rotated through A: B cannot decrypt the re-sealed credentials until it
+    // restarts with the new key, says so, and keeps following keys and policies meanwhile.
+    c.ok(
+        &c.a,
+        "PUT",
+        "/providers/anthropic/credentials",
+        json!({"scope": "org", "api_key": "sk-ant-cluster-test-credential"}),
+    )
+    .await;
+    let dir = TempDir::new("next-master-key");
+    let next = dir.path().join("next.key");
+    std::fs::write(&next, "VVVVVVVVVVVVVVVVVVVVVVVVVVVVVVVVVVVVVVVVVVU=\n").unwrap();
+    let rotated = c
+        .ok(
+            &c.a,
+            "POST",
+            "/master-key/rotate",
+            json!({"new_key_file": next.to_str().unwrap()}),
+        )
+        .await;
+    assert_eq!(rotated["resealed"], 1, "{rotated}");
+    time_until(
+        "replica B reports the master key it lacks",
+        Instant::now(),
+        || async {
+            c.b.log()
+                .contains("cannot be decrypted with this replica's master key")
+        },
+    )
+    .await;
+    let later = c
+        .ok(
+            &c.a,
+            "POST",
+            "/keys",
+            json!({"user": "erin", "team": "platform"}),
+        )
+        .await;
+    let later_key = later["key"].as_str().unwrap().to_string();
+    let made = Instant::now();
+    let seen = time_until("replica B still follows new keys", made, || async {
+        c.ask(&c.b, &later_key, HAIKU).await.status == 200
+    })
+    .await;
+    assert!(seen <= WITHIN, "B took {seen:?} after the rotation");
+    assert!(
+        !c.a.log().contains("cannot be decrypted"),
+        "{}",
+        c.a.log_tail()
+    );
+    // Reported once per change, not at every poll.
+    let reports = || {
+        c.b.log()
+            .matches("cannot be decrypted with this replica")
+            .count()
+    };
+    let before = reports();
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert_eq!(reports(), before, "reported again without a change");
+
     // Neither replica ever printed the database password.
     for gw in [&c.a, &c.b] {
         let log = gw.log();
