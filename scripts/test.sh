@@ -54,6 +54,17 @@ rust_tests() {
     fi
 }
 
+# The end-to-end suites again with each gateway's entities in a Postgres of its own instead of
+# SQLite (tests/support: TG_TEST_STORE): both store engines must behave alike.
+postgres_store_tests() {
+    local suites=(--test admin_roles --test anthropic_ingress --test crash_journal --test governance)
+    if cargo nextest --version >/dev/null 2>&1; then
+        TG_TEST_STORE=postgres cargo nextest run -p tollgate "${suites[@]}"
+    else
+        TG_TEST_STORE=postgres cargo test -p tollgate "${suites[@]}"
+    fi
+}
+
 python_tests() {
     local bin
     for bin in "$TOLLGATE_BIN" "$SCRIPTED_UPSTREAM_BIN"; do
@@ -66,6 +77,7 @@ python_tests() {
 run_step "setup" "$ROOT/scripts/setup.sh" || { summary; exit 1; }
 run_step "build" cargo build --workspace --bins || { summary; exit 1; }
 run_step "rust tests" rust_tests || true
+run_step "rust e2e on postgres" postgres_store_tests || true
 run_step "python tests" python_tests || true
 # A short run of every parser fuzz target: a crash found here is a real input that breaks us.
 run_step "fuzz smoke" env FUZZ_SECONDS="${FUZZ_SECONDS:-10}" "$ROOT/scripts/fuzz-smoke.sh" || true

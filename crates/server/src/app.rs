@@ -1,6 +1,8 @@
 //! Assembling the gateway: configuration, data directory, admin credential, state, routes.
 
-use crate::config::{Config, CounterBackend, GovernanceSection, StoreFailure};
+use crate::config::{
+    Config, CounterBackend, GovernanceSection, StoreBackend, StoreFailure, StoreSection,
+};
 use crate::state::{AppState, Limits};
 use crate::{admin, listener, pipeline};
 use arc_swap::ArcSwap;
@@ -22,7 +24,7 @@ use tollgate_ledger::journal::{Journal, JournalConfig, JournalReader};
 use tollgate_providers::betas::BetaTable;
 use tollgate_providers::{ProviderConfig, ProviderKind, UpstreamClientOptions};
 use tollgate_routing::{Catalog, Routes};
-use tollgate_store::Store;
+use tollgate_store::{Backend, Store};
 
 /// What `tollgate serve` was asked for on the command line.
 #[derive(Debug, Clone, Default)]
@@ -38,6 +40,12 @@ pub const DEFAULT_CONFIG: &str = "tollgate.toml";
 pub const DEFAULT_DATA_DIR: &str = "tollgate-data";
 /// File holding the admin credential inside the data directory.
 pub const ADMIN_KEY_FILE: &str = "admin.key";
+/// Environment variable naming the bootstrap admin credential: registered as an org admin
+/// when the store has no admin credential yet (how a cluster's replicas share one), and read
+/// by the CLI.
+pub const ADMIN_KEY_ENV: &str = "TOLLGATE_ADMIN_KEY";
+/// Shortest bootstrap admin credential accepted from the environment.
+const MIN_ADMIN_KEY_LEN: usize = 32;
 
 /// Resolves the configuration: an explicit file, else `./tollgate.toml`, else embedded
 /// defaults with an `anthropic` provider when `ANTHROPIC_API_KEY` is set.
@@ -67,12 +75,52 @@ pub fn resolve_config(opts: &ServeOptions) -> Result<Config, String> {
     Ok(config)
 }
 
-/// Reads the admin credential from the data directory, creating it on first start (printed
-/// once on standard error, stored with mode 0600).
-fn ensure_admin_key(data_dir: &Path, store: &Store) -> Result<(), String> {
+/// Makes sure the store has a bootstrap admin credential and says where it is.
+///
+/// - `TOLLGATE_ADMIN_KEY` set: registered as an org admin if the store has no admin credential
+///   yet (its first start); otherwise left alone, so the variable can never promote or revive
+///   a credential. Nothing is written to disk.
+/// - else `<data-dir>/admin.key` exists: registered (already there on every start but the
+///   first).
+/// - else on a shared store that already has admin credentials (another replica created
+///   them): nothing is minted; the operator uses the cluster's key.
+/// - else a new key is created, printed once on standard error and stored with mode 0600.
+fn ensure_admin_key(
+    data_dir: &Path,
+    store: &Store,
+    from_env: Option<String>,
+) -> Result<(), String> {
+    let db = |e: tollgate_store::StoreError| e.to_string();
+    if let Some(key) = from_env
+        && !key.trim().is_empty()
+    {
+        let key = key.trim();
+        if store.has_admin_credentials().map_err(db)? {
+            tracing::info!(
+                "admin credentials already exist; {ADMIN_KEY_ENV} is not registered again"
+            );
+        } else if key.len() < MIN_ADMIN_KEY_LEN {
+            return Err(format!(
+                "{ADMIN_KEY_ENV} must be at least {MIN_ADMIN_KEY_LEN} characters (e.g. `openssl rand -hex 32`)"
+            ));
+        } else {
+            store.add_admin_credential(&hash_key(key)).map_err(db)?;
+            tracing::info!("registered {ADMIN_KEY_ENV} as the bootstrap admin credential");
+        }
+        return Ok(());
+    }
     let path = data_dir.join(ADMIN_KEY_FILE);
     let key = match std::fs::read_to_string(&path) {
         Ok(k) => k.trim().to_string(),
+        Err(_)
+            if store.backend() == Backend::Postgres
+                && store.has_admin_credentials().map_err(db)? =>
+        {
+            tracing::info!(
+                "the shared store already holds admin credentials: use the cluster's admin key ({ADMIN_KEY_ENV} or admin.key of the replica that created it); no admin.key is created here"
+            );
+            return Ok(());
+        }
         Err(_) => {
             let k = generate_admin_key();
             write_private(&path, &k)
@@ -82,9 +130,25 @@ fn ensure_admin_key(data_dir: &Path, store: &Store) -> Result<(), String> {
             k
         }
     };
-    store
-        .add_admin_credential(&hash_key(&key))
-        .map_err(|e| e.to_string())
+    store.add_admin_credential(&hash_key(&key)).map_err(db)
+}
+
+/// Opens the store `[store]` names: `tollgate.db` in the data directory, or the shared
+/// Postgres database (the URL's password never reaches a message).
+fn open_store(cfg: &StoreSection, data_dir: &Path) -> Result<Store, String> {
+    match (cfg.backend, &cfg.url) {
+        (StoreBackend::Postgres, Some(url)) => {
+            let timeout = Duration::from_secs(cfg.connect_timeout_secs);
+            let store = Store::open_postgres(url, cfg.max_connections, timeout)
+                .map_err(|e| format!("store: {e}"))?;
+            tracing::info!(url = %tollgate_store::redact_url(url), "entities in Postgres (cluster mode)");
+            Ok(store)
+        }
+        (StoreBackend::Postgres, None) => Err("[store] backend = \"postgres\" needs url".into()),
+        (StoreBackend::Sqlite, _) => {
+            Store::open(&data_dir.join("tollgate.db")).map_err(|e| format!("store: {e}"))
+        }
+    }
 }
 
 /// Writes a new file readable by its owner only; fails if it exists.
@@ -106,9 +170,11 @@ pub(crate) fn write_private(path: &Path, contents: &str) -> std::io::Result<()> 
 pub async fn build_state(config: Config, data_dir: &Path) -> Result<Arc<AppState>, String> {
     std::fs::create_dir_all(data_dir)
         .map_err(|e| format!("cannot create data dir {}: {e}", data_dir.display()))?;
-    let store =
-        Arc::new(Store::open(&data_dir.join("tollgate.db")).map_err(|e| format!("store: {e}"))?);
-    ensure_admin_key(data_dir, &store)?;
+    let store = Arc::new(open_store(&config.store, data_dir)?);
+    // Read before any snapshot is built, so a change landing meanwhile is seen at the first
+    // poll.
+    let seen = store.change_seq().map_err(|e| format!("store: {e}"))?;
+    ensure_admin_key(data_dir, &store, std::env::var(ADMIN_KEY_ENV).ok())?;
     let vault = crate::vault::Vault::open_for(data_dir, &store, config.providers.clone())?;
     let mut prices = PriceTable::builtin();
     prices
@@ -180,9 +246,13 @@ pub async fn build_state(config: Config, data_dir: &Path) -> Result<Arc<AppState
         clock,
         alerts,
         vault,
+        refreshing: std::sync::Mutex::new(()),
     });
     state.refresh_identities().map_err(|e| e.to_string())?;
     state.refresh_policies().map_err(|e| e.to_string())?;
+    let every = Duration::from_millis(state.config.store.poll_interval_ms);
+    crate::watch::spawn(&state, seen, every)
+        .map_err(|e| format!("cannot start the store watcher: {e}"))?;
     Ok(state)
 }
 
@@ -373,5 +443,44 @@ async fn shutdown_signal() {
     tokio::select! {
         _ = ctrl_c => {},
         _ = term => {},
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn the_bootstrap_key_from_the_environment_is_registered_once_and_written_nowhere() {
+        let dir = std::env::temp_dir().join(format!(
+            "tg-admin-env-{}-{}",
+            std::process::id(),
+            uuid::Uuid::now_v7().simple()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        let store = Store::open(&dir.join("db.sqlite")).unwrap();
+        let short = ensure_admin_key(&dir, &store, Some("too-short".into())).unwrap_err();
+        assert!(short.contains("at least 32"), "{short}");
+        let first = "tgadm_first-0123456789abcdef0123456789abcdef".to_string();
+        ensure_admin_key(&dir, &store, Some(first.clone())).unwrap();
+        assert!(store.admin_by_hash(&hash_key(&first)).unwrap().is_some());
+        assert!(!dir.join(ADMIN_KEY_FILE).exists());
+        // Later starts never add another one through the variable.
+        let second = "tgadm_second-0123456789abcdef0123456789abcdef".to_string();
+        ensure_admin_key(&dir, &store, Some(second.clone())).unwrap();
+        assert!(store.admin_by_hash(&hash_key(&second)).unwrap().is_none());
+        assert_eq!(store.list_admins().unwrap().len(), 1);
+        // Without the variable one node still mints admin.key (its data directory is its
+        // whole store).
+        ensure_admin_key(&dir, &store, None).unwrap();
+        let minted = std::fs::read_to_string(dir.join(ADMIN_KEY_FILE)).unwrap();
+        assert!(
+            store
+                .admin_by_hash(&hash_key(minted.trim()))
+                .unwrap()
+                .is_some()
+        );
+        std::fs::remove_dir_all(&dir).ok();
     }
 }

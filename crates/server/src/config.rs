@@ -32,6 +32,64 @@ pub struct Config {
     pub governance: GovernanceSection,
     #[serde(default)]
     pub alerts: crate::alerts::AlertsSection,
+    #[serde(default)]
+    pub store: StoreSection,
+}
+
+/// Which database holds the entities (workspaces, teams, users, keys, admin credentials,
+/// policies, provider credentials, the audit and alert logs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum StoreBackend {
+    /// `tollgate.db` in the data directory: one gateway process.
+    #[default]
+    Sqlite,
+    /// A Postgres database every replica of a cluster shares.
+    Postgres,
+}
+
+/// `[store]`: where entities live and how quickly a replica sees changes made elsewhere.
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StoreSection {
+    /// `sqlite` (one node) or `postgres` (a cluster).
+    pub backend: StoreBackend,
+    /// `postgres://user:password@host:port/db` when `backend = "postgres"` (write the password
+    /// as `${VAR}` to keep it out of the file). Never logged with its password.
+    pub url: Option<String>,
+    /// Most connections one replica opens to Postgres.
+    pub max_connections: u32,
+    /// How long a store call waits for a Postgres connection before failing (an admin call
+    /// then answers 500; requests never wait for the store).
+    pub connect_timeout_secs: u64,
+    /// How often the store's change counter is read; a change made by another replica (or by
+    /// hand in the database) reaches this one's keys, policies and provider credentials
+    /// within about this long.
+    pub poll_interval_ms: u64,
+}
+
+impl Default for StoreSection {
+    fn default() -> Self {
+        Self {
+            backend: StoreBackend::Sqlite,
+            url: None,
+            max_connections: 8,
+            connect_timeout_secs: 5,
+            poll_interval_ms: 250,
+        }
+    }
+}
+
+impl std::fmt::Debug for StoreSection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoreSection")
+            .field("backend", &self.backend)
+            .field("url", &self.url.as_deref().map(tollgate_store::redact_url))
+            .field("max_connections", &self.max_connections)
+            .field("connect_timeout_secs", &self.connect_timeout_secs)
+            .field("poll_interval_ms", &self.poll_interval_ms)
+            .finish()
+    }
 }
 
 /// Where counters live.
@@ -198,6 +256,42 @@ impl Config {
                 "[governance] reservation_ttl_secs must be between 1 and 2592000".into(),
             ));
         }
+        let st = &self.store;
+        match (st.backend, &st.url) {
+            (StoreBackend::Postgres, None) => {
+                return Err(invalid(
+                    "[store] backend = \"postgres\" needs url = \"postgres://…\"".into(),
+                ));
+            }
+            (StoreBackend::Sqlite, Some(_)) => {
+                return Err(invalid(
+                    "[store] url is for backend = \"postgres\"; SQLite lives in the data directory"
+                        .into(),
+                ));
+            }
+            (StoreBackend::Postgres, Some(url))
+                if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) =>
+            {
+                return Err(invalid(format!(
+                    "[store] url must start with postgres:// (got {})",
+                    tollgate_store::redact_url(url)
+                )));
+            }
+            _ => {}
+        }
+        if !(10..=60_000).contains(&st.poll_interval_ms) {
+            return Err(invalid(
+                "[store] poll_interval_ms must be between 10 and 60000".into(),
+            ));
+        }
+        if !(1..=300).contains(&st.connect_timeout_secs) {
+            return Err(invalid(
+                "[store] connect_timeout_secs must be between 1 and 300".into(),
+            ));
+        }
+        if st.max_connections == 0 {
+            return Err(invalid("[store] max_connections must be at least 1".into()));
+        }
         Ok(())
     }
 }
@@ -268,5 +362,41 @@ output = 2.0
         );
         assert!(matches!(missing, Err(ConfigError::MissingEnv(_, v)) if v == "NOPE"));
         assert!(Config::parse("[server]\nlisten_typo = 1", Path::new("t"), &env).is_err());
+    }
+
+    #[test]
+    fn the_store_section_needs_a_postgres_url_and_never_shows_its_password() {
+        let env = |k: &str| (k == "PGPASS").then(|| "hunter2-secret".to_string());
+        let c = Config::parse(
+            "[store]\nbackend = \"postgres\"\nurl = \"postgres://tg:${PGPASS}@db:5432/tollgate\"\n",
+            Path::new("t"),
+            &env,
+        )
+        .expect("parses");
+        assert_eq!(c.store.backend, StoreBackend::Postgres);
+        assert_eq!(
+            c.store.url.as_deref(),
+            Some("postgres://tg:hunter2-secret@db:5432/tollgate")
+        );
+        assert_eq!(c.store.poll_interval_ms, 250);
+        let shown = format!("{c:?}");
+        assert!(!shown.contains("hunter2"), "{shown}");
+        assert!(
+            shown.contains("postgres://tg:***@db:5432/tollgate"),
+            "{shown}"
+        );
+        assert_eq!(Config::default().store.backend, StoreBackend::Sqlite);
+        for bad in [
+            "[store]\nbackend = \"postgres\"\n",
+            "[store]\nurl = \"postgres://x@y/z\"\n",
+            "[store]\nbackend = \"postgres\"\nurl = \"mysql://x:hunter2@y/z\"\n",
+            "[store]\nbackend = \"postgres\"\nurl = \"postgres://y/z\"\npoll_interval_ms = 0\n",
+        ] {
+            let e = Config::parse(bad, Path::new("t"), &env)
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains("[store]"), "{e}");
+            assert!(!e.contains("hunter2"), "{e}");
+        }
     }
 }

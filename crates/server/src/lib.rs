@@ -12,6 +12,7 @@
 //! - `admin`: the `/admin/v1` API (roles, audit, policies, provider credentials, reports).
 //! - `alerts`: alert delivery to webhooks, logged and retried.
 //! - `vault`: provider credentials decrypted in memory, and the master key.
+//! - `watch`: rebuilds the snapshots when the store's change counter moves (other replicas).
 
 pub mod admin;
 pub mod alerts;
@@ -24,5 +25,6 @@ pub mod pipeline;
 pub mod request_id;
 pub mod state;
 pub mod vault;
+pub mod watch;
 
 pub use app::{ServeOptions, serve};

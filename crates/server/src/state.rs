@@ -17,7 +17,7 @@ use tollgate_routing::{Catalog, Routes};
 use tollgate_store::{Store, StoreError};
 
 /// Shared gateway state. Hot-path reads are lock-free snapshots; the store is only touched by
-/// admin calls.
+/// admin calls and by the watcher that rebuilds the snapshots when the store changes.
 pub struct AppState {
     pub config: Config,
     pub identities: Identities,
@@ -41,6 +41,9 @@ pub struct AppState {
     pub alerts: crate::alerts::Alerts,
     /// Provider credentials held by the gateway, decrypted in memory.
     pub vault: crate::vault::Vault,
+    /// Held while a snapshot is read and swapped, so an older read never replaces a newer one
+    /// (an admin call's refresh and the store watcher's can overlap).
+    pub refreshing: std::sync::Mutex<()>,
 }
 
 thread_local! {
@@ -72,6 +75,7 @@ impl AppState {
     /// Rebuilds the identity snapshot from the store; called after every key or user change so
     /// it takes effect on the next request.
     pub fn refresh_identities(&self) -> Result<(), StoreError> {
+        let _one = self.refreshing.lock().unwrap_or_else(|e| e.into_inner());
         let keys = self.store.active_identities()?;
         self.identities.replace(IdentitySnapshot::new(keys));
         Ok(())
@@ -80,10 +84,21 @@ impl AppState {
     /// Rebuilds the policy snapshot from the config and the store; called after every policy,
     /// team, user or key change so it applies to the next request.
     pub fn refresh_policies(&self) -> Result<(), StoreError> {
+        let _one = self.refreshing.lock().unwrap_or_else(|e| e.into_inner());
         let stored = self.store.list_policies()?;
         self.policies
             .store(Arc::new(compile_policies(&self.config, stored)));
         Ok(())
+    }
+
+    /// Rebuilds every snapshot taken from the store: identities, policies and provider
+    /// credentials. Each is swapped whole as soon as it is read; one that fails leaves its old
+    /// snapshot in place and the first error is returned after the others were tried.
+    pub fn refresh_all(&self) -> Result<(), StoreError> {
+        let ids = self.refresh_identities();
+        let policies = self.refresh_policies();
+        let vault = self.vault.refresh(&self.store);
+        ids.and(policies).and(vault)
     }
 }
 

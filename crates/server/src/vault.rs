@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use tollgate_govern::Principal;
 use tollgate_providers::{ProviderConfig, Upstream};
-use tollgate_store::{CredentialRow, MasterKey, SecretError, Store, StoreError};
+use tollgate_store::{Backend, CredentialRow, MasterKey, SecretError, Store, StoreError};
 
 /// Environment variable holding the master key.
 pub const MASTER_KEY_ENV: &str = "TOLLGATE_MASTER_KEY";
@@ -173,7 +173,10 @@ impl Vault {
         store: &Store,
         providers: Vec<ProviderConfig>,
     ) -> Result<Vault, String> {
-        let (mut key, source) = load_master_key(data_dir)?;
+        // Every replica of a cluster must seal and open with one key; a key minted per data
+        // directory would leave each replica unable to read the others' credentials.
+        let may_create = store.backend() == Backend::Sqlite;
+        let (mut key, source) = load_master_key(data_dir, may_create)?;
         if let Err(e) = store.register_master_key(&mut key) {
             // A rotation interrupted after the database was re-sealed left the new key next to
             // the old one; it is the one that matches.
@@ -361,8 +364,8 @@ impl Vault {
 }
 
 /// The master key from `TOLLGATE_MASTER_KEY`, else `<data-dir>/master.key` (created on first
-/// start).
-fn load_master_key(data_dir: &Path) -> Result<(MasterKey, KeySource), String> {
+/// start when `may_create`).
+fn load_master_key(data_dir: &Path, may_create: bool) -> Result<(MasterKey, KeySource), String> {
     if let Ok(text) = std::env::var(MASTER_KEY_ENV)
         && !text.trim().is_empty()
     {
@@ -372,6 +375,12 @@ fn load_master_key(data_dir: &Path) -> Result<(MasterKey, KeySource), String> {
     let path = data_dir.join(MASTER_KEY_FILE);
     let key = match std::fs::read_to_string(&path) {
         Ok(text) => MasterKey::parse(&text).map_err(|e| format!("{}: {e}", path.display()))?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && !may_create => {
+            return Err(format!(
+                "cluster mode ([store] backend = \"postgres\") needs the same master key on every replica: set {MASTER_KEY_ENV} (32 random bytes in base64 or hex, e.g. `openssl rand -base64 32`) or put it in {}",
+                path.display()
+            ));
+        }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             let (key, text) = MasterKey::generate().map_err(|e| e.to_string())?;
             crate::app::write_private(&path, &text)

@@ -1,8 +1,9 @@
 //! Admin credentials: hashed secrets with a role and the part of the hierarchy it governs.
 
-use crate::entities::{Store, find_team, find_user, find_workspace, new_id, now, valid_name};
+use crate::Store;
+use crate::db::{Db, Row, args};
+use crate::entities::{find_team, find_user, find_workspace, new_id, now, valid_name};
 use crate::error::StoreError;
-use rusqlite::{OptionalExtension, params};
 use serde::Serialize;
 use tollgate_govern::KeyHash;
 use tollgate_govern::roles::{Place, Role};
@@ -64,7 +65,7 @@ const ADMIN_SELECT: &str = "SELECT a.id, a.name, a.role, a.workspace_id, w.name,
      FROM admin_credentials a LEFT JOIN workspaces w ON w.id = a.workspace_id
      LEFT JOIN teams t ON t.id = a.team_id LEFT JOIN users u ON u.id = a.user_id";
 
-fn admin_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<AdminRow> {
+fn admin_row(r: &Row) -> Result<AdminRow, StoreError> {
     let role: String = r.get(2)?;
     Ok(AdminRow {
         id: r.get(0)?,
@@ -83,26 +84,42 @@ fn admin_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<AdminRow> {
     })
 }
 
+fn find_admin(db: &mut Db<'_>, id: &str) -> Result<Option<AdminRow>, StoreError> {
+    db.query_opt(&format!("{ADMIN_SELECT} WHERE a.id = ?1"), args![id])?
+        .as_ref()
+        .map(admin_row)
+        .transpose()
+}
+
 impl Store {
     /// Stores the hash of the bootstrap admin credential (`admin.key`), an org admin.
     pub fn add_admin_credential(&self, hash: &KeyHash) -> Result<(), StoreError> {
-        self.conn().execute(
-            "INSERT OR IGNORE INTO admin_credentials (id, key_hash, created_at, name, role)
-             VALUES (?1, ?2, ?3, 'admin.key', 'org_admin')",
-            params![new_id("adm"), &hash[..], now()],
+        self.db().exec(
+            "INSERT INTO admin_credentials (id, key_hash, created_at, name, role)
+             VALUES (?1, ?2, ?3, 'admin.key', 'org_admin') ON CONFLICT DO NOTHING",
+            args![new_id("adm"), &hash[..], now()],
         )?;
         Ok(())
     }
 
+    /// Whether any admin credential was ever stored (active or revoked): a store that has one
+    /// is past its first start, so no replica mints a bootstrap credential for it again.
+    pub fn has_admin_credentials(&self) -> Result<bool, StoreError> {
+        Ok(self
+            .db()
+            .query_opt("SELECT 1 FROM admin_credentials LIMIT 1", args![])?
+            .is_some())
+    }
+
     /// Hashes of every active admin credential.
     pub fn admin_credentials(&self) -> Result<Vec<KeyHash>, StoreError> {
-        let conn = self.conn();
-        let mut st =
-            conn.prepare("SELECT key_hash FROM admin_credentials WHERE revoked_at IS NULL")?;
-        let rows = st.query_map([], |r| r.get::<_, Vec<u8>>(0))?;
+        let rows = self.db().query(
+            "SELECT key_hash FROM admin_credentials WHERE revoked_at IS NULL",
+            args![],
+        )?;
         let mut out = Vec::new();
-        for r in rows {
-            if let Ok(h) = <KeyHash>::try_from(r?.as_slice()) {
+        for r in &rows {
+            if let Ok(h) = <KeyHash>::try_from(r.get::<Vec<u8>>(0)?.as_slice()) {
                 out.push(h);
             }
         }
@@ -118,7 +135,7 @@ impl Store {
         team: Option<&str>,
         user: Option<&str>,
     ) -> Result<(Place, String), StoreError> {
-        let conn = self.conn();
+        let mut db = self.db();
         let given = |w: bool, t: bool, u: bool| {
             workspace.is_some() == w && team.is_some() == t && user.is_some() == u
         };
@@ -134,7 +151,7 @@ impl Store {
                 let (true, Some(w)) = (given(true, false, false), workspace) else {
                     return Err(invalid("a workspace and no team or user"));
                 };
-                let ws = find_workspace(&conn, w)?
+                let ws = find_workspace(&mut db, w)?
                     .ok_or_else(|| StoreError::NotFound(format!("workspace '{w}'")))?;
                 Ok((Place::workspace(ws.id), format!("workspace {}", ws.name)))
             }
@@ -142,7 +159,7 @@ impl Store {
                 let (true, Some(t)) = (given(false, true, false), team) else {
                     return Err(invalid("a team and no workspace or user"));
                 };
-                let team = find_team(&conn, t)?
+                let team = find_team(&mut db, t)?
                     .ok_or_else(|| StoreError::NotFound(format!("team '{t}'")))?;
                 Ok((team.place(), format!("team {}", team.name)))
             }
@@ -150,7 +167,7 @@ impl Store {
                 let (true, Some(u)) = (given(false, false, true), user) else {
                     return Err(invalid("a user and no workspace or team"));
                 };
-                let user = find_user(&conn, u)?
+                let user = find_user(&mut db, u)?
                     .ok_or_else(|| StoreError::NotFound(format!("user '{u}'")))?;
                 Ok((user.place(), format!("user {}", user.name)))
             }
@@ -167,12 +184,12 @@ impl Store {
             new.user.as_deref(),
         )?;
         let id = new_id("adm");
-        let conn = self.conn();
-        conn.execute(
+        let mut db = self.db();
+        db.exec(
             "INSERT INTO admin_credentials (id, key_hash, created_at, name, role, workspace_id,
              team_id, user_id, prefix) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-            params![
-                id,
+            args![
+                &id,
                 &new.hash[..],
                 now(),
                 name,
@@ -180,103 +197,50 @@ impl Store {
                 place.workspace_id,
                 place.team_id,
                 place.user_id,
-                new.prefix
+                &new.prefix
             ],
         )?;
-        conn.query_row(&format!("{ADMIN_SELECT} WHERE a.id = ?1"), [&id], admin_row)
-            .map_err(StoreError::from)
+        find_admin(&mut db, &id)?
+            .ok_or_else(|| StoreError::NotFound(format!("admin credential '{id}'")))
     }
 
     /// Every admin credential, oldest first.
     pub fn list_admins(&self) -> Result<Vec<AdminRow>, StoreError> {
-        let conn = self.conn();
-        let mut st = conn.prepare(&format!("{ADMIN_SELECT} ORDER BY a.created_at, a.id"))?;
-        let rows = st.query_map([], admin_row)?;
-        Ok(rows.collect::<Result<_, _>>()?)
+        self.db()
+            .query(
+                &format!("{ADMIN_SELECT} ORDER BY a.created_at, a.id"),
+                args![],
+            )?
+            .iter()
+            .map(admin_row)
+            .collect()
     }
 
     /// One admin credential by id.
     pub fn admin(&self, id: &str) -> Result<AdminRow, StoreError> {
-        self.conn()
-            .query_row(&format!("{ADMIN_SELECT} WHERE a.id = ?1"), [id], admin_row)
-            .optional()?
+        find_admin(&mut self.db(), id)?
             .ok_or_else(|| StoreError::NotFound(format!("admin credential '{id}'")))
     }
 
     /// The active credential with this hash.
     pub fn admin_by_hash(&self, hash: &KeyHash) -> Result<Option<AdminRow>, StoreError> {
-        Ok(self
-            .conn()
-            .query_row(
+        self.db()
+            .query_opt(
                 &format!("{ADMIN_SELECT} WHERE a.key_hash = ?1 AND a.revoked_at IS NULL"),
-                [&hash[..]],
-                admin_row,
-            )
-            .optional()?)
+                args![&hash[..]],
+            )?
+            .as_ref()
+            .map(admin_row)
+            .transpose()
     }
 
     /// Revokes an admin credential; returns it before and after.
     pub fn revoke_admin(&self, id: &str) -> Result<(AdminRow, AdminRow), StoreError> {
         let before = self.admin(id)?;
-        self.conn().execute(
+        self.db().exec(
             "UPDATE admin_credentials SET revoked_at = COALESCE(revoked_at, ?2) WHERE id = ?1",
-            params![id, now()],
+            args![id, now()],
         )?;
         Ok((before, self.admin(id)?))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    #![allow(clippy::unwrap_used)]
-    use super::*;
-    use crate::entities::tests::temp_store;
-    use tollgate_govern::hash_key;
-
-    #[test]
-    fn admin_credentials_carry_a_role_and_a_place() {
-        let (s, dir) = temp_store("adm");
-        s.add_admin_credential(&hash_key("boot")).unwrap();
-        let boot = s.admin_by_hash(&hash_key("boot")).unwrap().unwrap();
-        assert_eq!(boot.role, Role::OrgAdmin);
-        assert_eq!(boot.place(), Place::org());
-        s.create_workspace("eng").unwrap();
-        let team = s.create_team("platform", Some("eng")).unwrap();
-        let new = |role, ws: Option<&str>, t: Option<&str>, u: Option<&str>| NewAdmin {
-            hash: hash_key(&format!("{role}{ws:?}{t:?}{u:?}")),
-            prefix: "tgadm_x".into(),
-            name: "n".into(),
-            role,
-            workspace: ws.map(str::to_string),
-            team: t.map(str::to_string),
-            user: u.map(str::to_string),
-        };
-        let ta = s
-            .create_admin(&new(Role::TeamAdmin, None, Some("platform"), None))
-            .unwrap();
-        assert_eq!(ta.place(), team.place());
-        assert_eq!(ta.scope_label(), "team platform");
-        assert!(matches!(
-            s.create_admin(&new(Role::TeamAdmin, Some("eng"), None, None)),
-            Err(StoreError::Invalid(_))
-        ));
-        assert!(matches!(
-            s.create_admin(&new(Role::OrgAdmin, Some("eng"), None, None)),
-            Err(StoreError::Invalid(_))
-        ));
-        let (before, after) = s.revoke_admin(&ta.id).unwrap();
-        assert!(before.revoked_at.is_none() && after.revoked_at.is_some());
-        assert!(
-            s.admin_by_hash(&hash_key(&format!(
-                "{}{:?}{:?}{:?}",
-                Role::TeamAdmin,
-                None::<&str>,
-                Some("platform"),
-                None::<&str>
-            )))
-            .unwrap()
-            .is_none()
-        );
-        std::fs::remove_dir_all(&dir).ok();
     }
 }

@@ -1,9 +1,10 @@
 //! The alert delivery log: one row per alert and webhook, kept until delivered or given up, so
 //! pending deliveries survive a restart (at-least-once).
 
-use crate::entities::{Store, now};
+use crate::Store;
+use crate::db::{Row, args};
+use crate::entities::now;
 use crate::error::StoreError;
-use rusqlite::params;
 use serde::Serialize;
 
 /// One delivery of one alert to one webhook.
@@ -22,7 +23,7 @@ pub struct AlertDelivery {
     pub delivered_at: Option<String>,
 }
 
-fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<AlertDelivery> {
+fn row(r: &Row) -> Result<AlertDelivery, StoreError> {
     let event: String = r.get(4)?;
     Ok(AlertDelivery {
         id: r.get(0)?,
@@ -47,12 +48,13 @@ impl Store {
         kind: &str,
         event: &serde_json::Value,
     ) -> Result<i64, StoreError> {
-        let conn = self.conn();
-        conn.execute(
-            "INSERT INTO alert_deliveries (created_at, webhook, kind, event, status) VALUES (?1, ?2, ?3, ?4, 'pending')",
-            params![now(), webhook, kind, event.to_string()],
-        )?;
-        Ok(conn.last_insert_rowid())
+        self.db()
+            .query_one(
+                "INSERT INTO alert_deliveries (created_at, webhook, kind, event, status)
+                 VALUES (?1, ?2, ?3, ?4, 'pending') RETURNING id",
+                args![now(), webhook, kind, event.to_string()],
+            )?
+            .get(0)
     }
 
     /// Records one attempt: delivered, failed for good, or still pending with its error.
@@ -63,27 +65,32 @@ impl Store {
         error: Option<&str>,
     ) -> Result<(), StoreError> {
         let delivered_at = (status == "delivered").then(now);
-        self.conn().execute(
+        self.db().exec(
             "UPDATE alert_deliveries SET status = ?2, attempts = attempts + 1, last_error = ?3,
              delivered_at = COALESCE(?4, delivered_at) WHERE id = ?1",
-            params![id, status, error, delivered_at],
+            args![id, status, error, delivered_at],
         )?;
         Ok(())
     }
 
     /// Deliveries not yet made, oldest first (resumed at start).
     pub fn pending_alert_deliveries(&self) -> Result<Vec<AlertDelivery>, StoreError> {
-        let conn = self.conn();
-        let mut st = conn.prepare(&format!("{SELECT} WHERE status = 'pending' ORDER BY id"))?;
-        let rows = st.query_map([], row)?;
-        Ok(rows.collect::<Result<_, _>>()?)
+        self.db()
+            .query(
+                &format!("{SELECT} WHERE status = 'pending' ORDER BY id"),
+                args![],
+            )?
+            .iter()
+            .map(row)
+            .collect()
     }
 
     /// The newest deliveries first.
     pub fn alert_deliveries(&self, limit: u32) -> Result<Vec<AlertDelivery>, StoreError> {
-        let conn = self.conn();
-        let mut st = conn.prepare(&format!("{SELECT} ORDER BY id DESC LIMIT ?1"))?;
-        let rows = st.query_map([limit], row)?;
-        Ok(rows.collect::<Result<_, _>>()?)
+        self.db()
+            .query(&format!("{SELECT} ORDER BY id DESC LIMIT ?1"), args![limit])?
+            .iter()
+            .map(row)
+            .collect()
     }
 }

@@ -1,8 +1,9 @@
 //! The admin audit log: who changed what, when, and the target before and after.
 
-use crate::entities::{Store, now};
+use crate::Store;
+use crate::db::args;
+use crate::entities::now;
 use crate::error::StoreError;
-use rusqlite::params;
 use serde::Serialize;
 use serde_json::Value;
 use tollgate_govern::roles::{Actor, Place};
@@ -44,22 +45,22 @@ impl Store {
     /// Appends an admin action to the audit log.
     pub fn record_audit(&self, rec: &AuditRecord<'_>) -> Result<(), StoreError> {
         let json = |v: &Option<Value>| v.as_ref().map(Value::to_string);
-        self.conn().execute(
+        self.db().exec(
             "INSERT INTO admin_audit (at, actor, action, target, detail, actor_id, actor_role,
              before_json, after_json, workspace_id, team_id, user_id)
              VALUES (?1, ?2, ?3, ?4, '{}', ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
-            params![
+            args![
                 now(),
-                rec.actor.name,
+                &rec.actor.name,
                 rec.action,
                 rec.target,
-                rec.actor.id,
+                &rec.actor.id,
                 rec.actor.role.as_str(),
                 json(&rec.before),
                 json(&rec.after),
-                rec.place.workspace_id,
-                rec.place.team_id,
-                rec.place.user_id
+                &rec.place.workspace_id,
+                &rec.place.team_id,
+                &rec.place.user_id
             ],
         )?;
         Ok(())
@@ -68,91 +69,47 @@ impl Store {
     /// The newest audit entries first, only those whose target lies `within` a place (every
     /// field that is set must match; `Place::org()` reads everything).
     pub fn audit_log(&self, limit: u32, within: &Place) -> Result<Vec<AuditEntry>, StoreError> {
-        let conn = self.conn();
-        let mut st = conn.prepare(
+        let rows = self.db().query(
             "SELECT seq, at, actor, actor_id, actor_role, action, target, before_json, after_json,
                     detail, workspace_id, team_id, user_id
              FROM admin_audit
              WHERE (?2 IS NULL OR workspace_id = ?2) AND (?3 IS NULL OR team_id = ?3)
                AND (?4 IS NULL OR user_id = ?4)
              ORDER BY seq DESC LIMIT ?1",
+            args![
+                limit,
+                &within.workspace_id,
+                &within.team_id,
+                &within.user_id
+            ],
         )?;
-        let rows = st.query_map(
-            params![limit, within.workspace_id, within.team_id, within.user_id],
-            |r| {
-                let parse = |s: Option<String>| {
-                    s.and_then(|s| serde_json::from_str(&s).ok())
-                        .unwrap_or(Value::Null)
-                };
-                let before = parse(r.get(7)?);
-                let mut after = parse(r.get(8)?);
-                // Entries written before before/after existed kept the new state in `detail`.
-                if before.is_null() && after.is_null() {
-                    after = parse(r.get(9)?)["after"].take();
-                }
-                Ok(AuditEntry {
-                    seq: r.get(0)?,
-                    at: r.get(1)?,
-                    actor: r.get(2)?,
-                    actor_id: r.get(3)?,
-                    actor_role: r.get(4)?,
-                    action: r.get(5)?,
-                    target: r.get(6)?,
-                    before,
-                    after,
-                    workspace_id: r.get(10)?,
-                    team_id: r.get(11)?,
-                    user_id: r.get(12)?,
-                })
-            },
-        )?;
-        Ok(rows.collect::<Result<_, _>>()?)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    #![allow(clippy::unwrap_used)]
-    use super::*;
-    use crate::entities::tests::temp_store;
-    use serde_json::json;
-    use tollgate_govern::roles::Role;
-
-    #[test]
-    fn entries_keep_before_and_after_and_filter_by_place() {
-        let (s, dir) = temp_store("audit");
-        let actor = Actor {
-            id: "adm_1".into(),
-            name: "ops".into(),
-            role: Role::OrgAdmin,
-            place: Place::org(),
-            scope_label: String::new(),
+        let parse = |s: Option<String>| {
+            s.and_then(|s| serde_json::from_str(&s).ok())
+                .unwrap_or(Value::Null)
         };
-        let t1 = Place::team("ws_a", "team_1");
-        let t2 = Place::team("ws_b", "team_2");
-        for (place, n) in [(&t1, 1), (&t2, 2)] {
-            s.record_audit(&AuditRecord {
-                actor: &actor,
-                action: "policy.update",
-                target: "pol_x",
-                place,
-                before: Some(json!({"n": n - 1})),
-                after: Some(json!({"n": n})),
-            })
-            .unwrap();
+        let mut out = Vec::with_capacity(rows.len());
+        for r in &rows {
+            let before = parse(r.get(7)?);
+            let mut after = parse(r.get(8)?);
+            // Entries written before before/after existed kept the new state in `detail`.
+            if before.is_null() && after.is_null() {
+                after = parse(r.get(9)?)["after"].take();
+            }
+            out.push(AuditEntry {
+                seq: r.get(0)?,
+                at: r.get(1)?,
+                actor: r.get(2)?,
+                actor_id: r.get(3)?,
+                actor_role: r.get(4)?,
+                action: r.get(5)?,
+                target: r.get(6)?,
+                before,
+                after,
+                workspace_id: r.get(10)?,
+                team_id: r.get(11)?,
+                user_id: r.get(12)?,
+            });
         }
-        let all = s.audit_log(10, &Place::org()).unwrap();
-        assert_eq!(all.len(), 2);
-        assert_eq!(all[0].before, json!({"n": 1}));
-        assert_eq!(all[0].actor_role.as_deref(), Some("org_admin"));
-        let ws_a = s.audit_log(10, &Place::workspace("ws_a")).unwrap();
-        assert_eq!(ws_a.len(), 1);
-        assert_eq!(ws_a[0].after, json!({"n": 1}));
-        assert!(
-            s.audit_log(10, &Place::workspace("ws_c"))
-                .unwrap()
-                .is_empty()
-        );
-        std::fs::remove_dir_all(&dir).ok();
+        Ok(out)
     }
 }

@@ -1,11 +1,9 @@
 //! Entity rows and their queries: workspaces, teams, users and gateway keys.
 
+use crate::Store;
+use crate::db::{Db, Row, args};
 use crate::error::StoreError;
-use crate::schema::migrate;
-use rusqlite::{Connection, OptionalExtension, params};
 use serde::Serialize;
-use std::path::Path;
-use std::sync::Mutex;
 use tollgate_govern::policy::Scope;
 use tollgate_govern::roles::Place;
 use tollgate_govern::{KeyHash, Principal};
@@ -110,12 +108,6 @@ pub struct NewKey {
     pub project: Option<String>,
 }
 
-/// The entity store. Calls are synchronous and short; async callers run them on a blocking
-/// thread.
-pub struct Store {
-    conn: Mutex<Connection>,
-}
-
 pub(crate) fn now() -> String {
     time::OffsetDateTime::now_utc()
         .format(&time::format_description::well_known::Rfc3339)
@@ -128,34 +120,11 @@ pub(crate) fn new_id(prefix: &str) -> String {
 }
 
 impl Store {
-    /// Opens (creating if needed) the database at `path` and migrates it.
-    pub fn open(path: &Path) -> Result<Store, StoreError> {
-        let mut conn = Connection::open(path)?;
-        conn.pragma_update(None, "journal_mode", "WAL")?;
-        conn.pragma_update(None, "synchronous", "NORMAL")?;
-        conn.pragma_update(None, "foreign_keys", "ON")?;
-        conn.busy_timeout(std::time::Duration::from_secs(5))?;
-        migrate(&mut conn)?;
-        conn.execute(
-            "INSERT OR IGNORE INTO orgs (id, name, created_at) VALUES (?1, 'default', ?2)",
-            params![DEFAULT_ORG, now()],
-        )?;
-        Ok(Store {
-            conn: Mutex::new(conn),
-        })
-    }
-
-    pub(crate) fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
-        // A panic while holding the lock cannot leave SQLite inconsistent (transactions roll
-        // back), so a poisoned lock is still safe to use.
-        self.conn.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
     /// Creates a workspace with a unique name.
     pub fn create_workspace(&self, name: &str) -> Result<Workspace, StoreError> {
         let name = valid_name("workspace", name)?;
-        let conn = self.conn();
-        if find_workspace(&conn, name)?.is_some() {
+        let mut db = self.db();
+        if find_workspace(&mut db, name)?.is_some() {
             return Err(StoreError::Conflict(format!("workspace '{name}'")));
         }
         let ws = Workspace {
@@ -163,24 +132,28 @@ impl Store {
             name: name.to_string(),
             created_at: now(),
         };
-        conn.execute(
+        db.exec(
             "INSERT INTO workspaces (id, org_id, name, created_at) VALUES (?1, ?2, ?3, ?4)",
-            params![ws.id, DEFAULT_ORG, ws.name, ws.created_at],
+            args![&ws.id, DEFAULT_ORG, &ws.name, &ws.created_at],
         )?;
         Ok(ws)
     }
 
     /// Every workspace, by name.
     pub fn list_workspaces(&self) -> Result<Vec<Workspace>, StoreError> {
-        let conn = self.conn();
-        let mut st = conn.prepare("SELECT id, name, created_at FROM workspaces ORDER BY name")?;
-        let rows = st.query_map([], workspace_row)?;
-        Ok(rows.collect::<Result<_, _>>()?)
+        self.db()
+            .query(
+                "SELECT id, name, created_at FROM workspaces ORDER BY name",
+                args![],
+            )?
+            .iter()
+            .map(workspace_row)
+            .collect()
     }
 
     /// A workspace by id or name.
     pub fn workspace(&self, key: &str) -> Result<Workspace, StoreError> {
-        find_workspace(&self.conn(), key)?
+        find_workspace(&mut self.db(), key)?
             .ok_or_else(|| StoreError::NotFound(format!("workspace '{key}'")))
     }
 
@@ -188,12 +161,12 @@ impl Store {
     /// when `None`).
     pub fn create_team(&self, name: &str, workspace: Option<&str>) -> Result<Team, StoreError> {
         let name = valid_name("team", name)?;
-        let conn = self.conn();
-        if find_team(&conn, name)?.is_some() {
+        let mut db = self.db();
+        if find_team(&mut db, name)?.is_some() {
             return Err(StoreError::Conflict(format!("team '{name}'")));
         }
         let ws_key = workspace.unwrap_or(DEFAULT_WORKSPACE);
-        let ws = find_workspace(&conn, ws_key)?
+        let ws = find_workspace(&mut db, ws_key)?
             .ok_or_else(|| StoreError::NotFound(format!("workspace '{ws_key}'")))?;
         let team = Team {
             id: new_id("team"),
@@ -202,24 +175,25 @@ impl Store {
             workspace: ws.name,
             created_at: now(),
         };
-        conn.execute(
+        db.exec(
             "INSERT INTO teams (id, org_id, name, created_at, workspace_id) VALUES (?1, ?2, ?3, ?4, ?5)",
-            params![team.id, DEFAULT_ORG, team.name, team.created_at, team.workspace_id],
+            args![&team.id, DEFAULT_ORG, &team.name, &team.created_at, &team.workspace_id],
         )?;
         Ok(team)
     }
 
     /// Every team, by name.
     pub fn list_teams(&self) -> Result<Vec<Team>, StoreError> {
-        let conn = self.conn();
-        let mut st = conn.prepare(&format!("{TEAM_SELECT} ORDER BY t.name"))?;
-        let rows = st.query_map([], team_row)?;
-        Ok(rows.collect::<Result<_, _>>()?)
+        self.db()
+            .query(&format!("{TEAM_SELECT} ORDER BY t.name"), args![])?
+            .iter()
+            .map(team_row)
+            .collect()
     }
 
     /// A team by id or name.
     pub fn team(&self, key: &str) -> Result<Team, StoreError> {
-        find_team(&self.conn(), key)?.ok_or_else(|| StoreError::NotFound(format!("team '{key}'")))
+        find_team(&mut self.db(), key)?.ok_or_else(|| StoreError::NotFound(format!("team '{key}'")))
     }
 
     /// Creates a user; `team` (name or id) must exist.
@@ -235,13 +209,14 @@ impl Store {
                 "user names starting with '{SERVICE_USER_PREFIX}' are reserved for service keys"
             )));
         }
-        let conn = self.conn();
-        if find_user(&conn, name)?.is_some() {
+        let mut db = self.db();
+        if find_user(&mut db, name)?.is_some() {
             return Err(StoreError::Conflict(format!("user '{name}'")));
         }
         let team = match team {
             Some(t) => Some(
-                find_team(&conn, t)?.ok_or_else(|| StoreError::NotFound(format!("team '{t}'")))?,
+                find_team(&mut db, t)?
+                    .ok_or_else(|| StoreError::NotFound(format!("team '{t}'")))?,
             ),
             None => None,
         };
@@ -256,15 +231,15 @@ impl Store {
                 .map_or(DEFAULT_WORKSPACE.to_string(), |t| t.workspace_id.clone()),
             created_at: now(),
         };
-        conn.execute(
+        db.exec(
             "INSERT INTO users (id, org_id, name, email, team_id, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            params![
-                user.id,
+            args![
+                &user.id,
                 DEFAULT_ORG,
-                user.name,
-                user.email,
-                user.team_id,
-                user.created_at
+                &user.name,
+                &user.email,
+                &user.team_id,
+                &user.created_at
             ],
         )?;
         Ok(user)
@@ -272,24 +247,26 @@ impl Store {
 
     /// Every user, by name.
     pub fn list_users(&self) -> Result<Vec<User>, StoreError> {
-        let conn = self.conn();
-        let mut st = conn.prepare(&format!("{USER_SELECT} ORDER BY u.name"))?;
-        let rows = st.query_map([], user_row)?;
-        Ok(rows.collect::<Result<_, _>>()?)
+        self.db()
+            .query(&format!("{USER_SELECT} ORDER BY u.name"), args![])?
+            .iter()
+            .map(user_row)
+            .collect()
     }
 
     /// A user by id or name.
     pub fn user(&self, key: &str) -> Result<User, StoreError> {
-        find_user(&self.conn(), key)?.ok_or_else(|| StoreError::NotFound(format!("user '{key}'")))
+        find_user(&mut self.db(), key)?.ok_or_else(|| StoreError::NotFound(format!("user '{key}'")))
     }
 
     /// Creates a key. With a user, the key's team defaults to the user's team; without one it
     /// is a service key and needs a team.
     pub fn create_key(&self, new: &NewKey) -> Result<KeyRow, StoreError> {
-        let conn = self.conn();
+        let mut db = self.db();
         let user = match new.user.as_deref() {
             Some(u) => Some(
-                find_user(&conn, u)?.ok_or_else(|| StoreError::NotFound(format!("user '{u}'")))?,
+                find_user(&mut db, u)?
+                    .ok_or_else(|| StoreError::NotFound(format!("user '{u}'")))?,
             ),
             None => None,
         };
@@ -299,7 +276,8 @@ impl Store {
             .or_else(|| user.as_ref().and_then(|u| u.team_id.as_deref()));
         let team = match team_key {
             Some(t) => Some(
-                find_team(&conn, t)?.ok_or_else(|| StoreError::NotFound(format!("team '{t}'")))?,
+                find_team(&mut db, t)?
+                    .ok_or_else(|| StoreError::NotFound(format!("team '{t}'")))?,
             ),
             None => None,
         };
@@ -328,18 +306,18 @@ impl Store {
             created_at: now(),
             revoked_at: None,
         };
-        conn.execute(
+        db.exec(
             "INSERT INTO api_keys (id, key_hash, prefix, name, user_id, team_id, project, created_at)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-            params![
-                row.id,
+            args![
+                &row.id,
                 &new.hash[..],
-                row.prefix,
-                row.name,
-                row.user_id,
-                row.team_id,
-                row.project,
-                row.created_at
+                &row.prefix,
+                &row.name,
+                &row.user_id,
+                &row.team_id,
+                &row.project,
+                &row.created_at
             ],
         )?;
         Ok(row)
@@ -347,48 +325,47 @@ impl Store {
 
     /// Every key, newest first.
     pub fn list_keys(&self) -> Result<Vec<KeyRow>, StoreError> {
-        let conn = self.conn();
-        let mut st = conn.prepare(&format!(
-            "{KEY_SELECT} ORDER BY k.created_at DESC, k.id DESC"
-        ))?;
-        let rows = st.query_map([], key_row)?;
-        Ok(rows.collect::<Result<_, _>>()?)
+        self.db()
+            .query(
+                &format!("{KEY_SELECT} ORDER BY k.created_at DESC, k.id DESC"),
+                args![],
+            )?
+            .iter()
+            .map(key_row)
+            .collect()
     }
 
     /// One key by id.
     pub fn key(&self, id: &str) -> Result<KeyRow, StoreError> {
-        self.conn()
-            .query_row(&format!("{KEY_SELECT} WHERE k.id = ?1"), [id], key_row)
-            .optional()?
-            .ok_or_else(|| StoreError::NotFound(format!("key '{id}'")))
+        find_key(&mut self.db(), id)?.ok_or_else(|| StoreError::NotFound(format!("key '{id}'")))
     }
 
     /// Revokes a key; revoking twice is not an error and keeps the first revocation time.
     pub fn revoke_key(&self, id: &str) -> Result<KeyRow, StoreError> {
-        let conn = self.conn();
-        let n = conn.execute(
+        let mut db = self.db();
+        let n = db.exec(
             "UPDATE api_keys SET revoked_at = COALESCE(revoked_at, ?2) WHERE id = ?1",
-            params![id, now()],
+            args![id, now()],
         )?;
         if n == 0 {
             return Err(StoreError::NotFound(format!("key '{id}'")));
         }
-        conn.query_row(&format!("{KEY_SELECT} WHERE k.id = ?1"), [id], key_row)
-            .map_err(StoreError::from)
+        find_key(&mut db, id)?.ok_or_else(|| StoreError::NotFound(format!("key '{id}'")))
     }
 
     /// Every active key with its principal: the input of the identity snapshot.
     pub fn active_identities(&self) -> Result<Vec<(KeyHash, Principal)>, StoreError> {
-        let conn = self.conn();
-        let mut st = conn.prepare(
+        let rows = self.db().query(
             "SELECT k.key_hash, k.id, k.name, u.id, u.name, t.id, t.name, w.id, w.name, k.project,
                     w.org_id
              FROM api_keys k LEFT JOIN users u ON u.id = k.user_id
              LEFT JOIN teams t ON t.id = k.team_id
              JOIN workspaces w ON w.id = COALESCE(t.workspace_id, ?1)
              WHERE k.revoked_at IS NULL",
+            args![DEFAULT_WORKSPACE],
         )?;
-        let rows = st.query_map([DEFAULT_WORKSPACE], |r| {
+        let mut out = Vec::with_capacity(rows.len());
+        for r in &rows {
             let team_id: Option<String> = r.get(5)?;
             let team: Option<String> = r.get(6)?;
             let user_id: Option<String> = r.get(3)?;
@@ -401,8 +378,12 @@ impl Store {
                     format!("{SERVICE_USER_PREFIX}{}", team.as_deref().unwrap_or("")),
                 ),
             };
-            Ok((
-                r.get::<_, Vec<u8>>(0)?,
+            let hash: Vec<u8> = r.get(0)?;
+            let Ok(hash) = <KeyHash>::try_from(hash.as_slice()) else {
+                continue;
+            };
+            out.push((
+                hash,
                 Principal {
                     org_id: r.get(10)?,
                     workspace_id: r.get(7)?,
@@ -415,14 +396,7 @@ impl Store {
                     key_name: r.get(2)?,
                     default_project: r.get(9)?,
                 },
-            ))
-        })?;
-        let mut out = Vec::new();
-        for row in rows {
-            let (hash, p) = row?;
-            if let Ok(h) = <KeyHash>::try_from(hash.as_slice()) {
-                out.push((h, p));
-            }
+            ));
         }
         Ok(out)
     }
@@ -433,26 +407,24 @@ impl Store {
     /// that exists; project, model and provider scopes cut across the hierarchy and sit at the
     /// organisation.
     pub fn place_of_scope(&self, scope: &Scope) -> Result<Place, StoreError> {
-        let conn = self.conn();
+        let mut db = self.db();
         let missing = |what: &str, k: &str| {
             StoreError::Invalid(format!("scope {what}:{k} names no existing {what}"))
         };
         Ok(match scope {
             Scope::Org | Scope::Project(_) | Scope::Model(_) | Scope::Provider(_) => Place::org(),
             Scope::Workspace(w) => Place::workspace(
-                find_workspace(&conn, w)?
+                find_workspace(&mut db, w)?
                     .ok_or_else(|| missing("workspace", w))?
                     .id,
             ),
-            Scope::Team(t) => find_team(&conn, t)?
+            Scope::Team(t) => find_team(&mut db, t)?
                 .ok_or_else(|| missing("team", t))?
                 .place(),
-            Scope::User(u) => find_user(&conn, u)?
+            Scope::User(u) => find_user(&mut db, u)?
                 .ok_or_else(|| missing("user", u))?
                 .place(),
-            Scope::Key(k) => conn
-                .query_row(&format!("{KEY_SELECT} WHERE k.id = ?1"), [k], key_row)
-                .optional()?
+            Scope::Key(k) => find_key(&mut db, k)?
                 .ok_or_else(|| missing("key", k))?
                 .place(),
         })
@@ -470,7 +442,7 @@ const KEY_SELECT: &str = "SELECT k.id, k.name, k.prefix, u.name, u.id, t.name, t
      COALESCE(t.workspace_id, 'ws_default'), k.project, k.created_at, k.revoked_at
      FROM api_keys k LEFT JOIN users u ON u.id = k.user_id LEFT JOIN teams t ON t.id = k.team_id";
 
-fn workspace_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Workspace> {
+fn workspace_row(r: &Row) -> Result<Workspace, StoreError> {
     Ok(Workspace {
         id: r.get(0)?,
         name: r.get(1)?,
@@ -478,7 +450,7 @@ fn workspace_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Workspace> {
     })
 }
 
-fn team_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Team> {
+fn team_row(r: &Row) -> Result<Team, StoreError> {
     Ok(Team {
         id: r.get(0)?,
         name: r.get(1)?,
@@ -488,7 +460,7 @@ fn team_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Team> {
     })
 }
 
-fn user_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<User> {
+fn user_row(r: &Row) -> Result<User, StoreError> {
     Ok(User {
         id: r.get(0)?,
         name: r.get(1)?,
@@ -500,7 +472,7 @@ fn user_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<User> {
     })
 }
 
-fn key_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<KeyRow> {
+fn key_row(r: &Row) -> Result<KeyRow, StoreError> {
     let user_id: Option<String> = r.get(4)?;
     Ok(KeyRow {
         id: r.get(0)?,
@@ -529,127 +501,42 @@ pub(crate) fn valid_name<'a>(what: &str, name: &'a str) -> Result<&'a str, Store
 }
 
 /// A workspace by id or name.
-pub(crate) fn find_workspace(
-    conn: &Connection,
-    key: &str,
-) -> Result<Option<Workspace>, StoreError> {
-    Ok(conn
-        .query_row(
-            "SELECT id, name, created_at FROM workspaces WHERE id = ?1 OR (org_id = ?2 AND name = ?1)",
-            params![key, DEFAULT_ORG],
-            workspace_row,
-        )
-        .optional()?)
+pub(crate) fn find_workspace(db: &mut Db<'_>, key: &str) -> Result<Option<Workspace>, StoreError> {
+    db.query_opt(
+        "SELECT id, name, created_at FROM workspaces WHERE id = ?1 OR (org_id = ?2 AND name = ?1)",
+        args![key, DEFAULT_ORG],
+    )?
+    .as_ref()
+    .map(workspace_row)
+    .transpose()
 }
 
 /// A team by id or name.
-pub(crate) fn find_team(conn: &Connection, key: &str) -> Result<Option<Team>, StoreError> {
-    Ok(conn
-        .query_row(
-            &format!("{TEAM_SELECT} WHERE t.id = ?1 OR (t.org_id = ?2 AND t.name = ?1)"),
-            params![key, DEFAULT_ORG],
-            team_row,
-        )
-        .optional()?)
+pub(crate) fn find_team(db: &mut Db<'_>, key: &str) -> Result<Option<Team>, StoreError> {
+    db.query_opt(
+        &format!("{TEAM_SELECT} WHERE t.id = ?1 OR (t.org_id = ?2 AND t.name = ?1)"),
+        args![key, DEFAULT_ORG],
+    )?
+    .as_ref()
+    .map(team_row)
+    .transpose()
 }
 
 /// A user by id or name.
-pub(crate) fn find_user(conn: &Connection, key: &str) -> Result<Option<User>, StoreError> {
-    Ok(conn
-        .query_row(
-            &format!("{USER_SELECT} WHERE u.id = ?1 OR (u.org_id = ?2 AND u.name = ?1)"),
-            params![key, DEFAULT_ORG],
-            user_row,
-        )
-        .optional()?)
+pub(crate) fn find_user(db: &mut Db<'_>, key: &str) -> Result<Option<User>, StoreError> {
+    db.query_opt(
+        &format!("{USER_SELECT} WHERE u.id = ?1 OR (u.org_id = ?2 AND u.name = ?1)"),
+        args![key, DEFAULT_ORG],
+    )?
+    .as_ref()
+    .map(user_row)
+    .transpose()
 }
 
-#[cfg(test)]
-pub(crate) mod tests {
-    #![allow(clippy::unwrap_used)]
-    use super::*;
-    use tollgate_govern::hash_key;
-
-    fn key(user: Option<&str>, team: Option<&str>, secret: &str) -> NewKey {
-        NewKey {
-            hash: hash_key(secret),
-            prefix: secret[..3].into(),
-            name: Some("laptop".into()),
-            user: user.map(str::to_string),
-            team: team.map(str::to_string),
-            project: None,
-        }
-    }
-
-    pub(crate) fn temp_store(tag: &str) -> (Store, std::path::PathBuf) {
-        let dir = std::env::temp_dir().join(format!("tg-{tag}-{}", new_id("t")));
-        std::fs::create_dir_all(&dir).unwrap();
-        (Store::open(&dir.join("db.sqlite")).unwrap(), dir)
-    }
-
-    #[test]
-    fn keys_resolve_to_principals_until_revoked() {
-        let (s, dir) = temp_store("store");
-        s.create_team("platform", None).unwrap();
-        assert!(matches!(
-            s.create_team("platform", None),
-            Err(StoreError::Conflict(_))
-        ));
-        s.create_user("alice", Some("platform"), None).unwrap();
-        let k = s
-            .create_key(&key(Some("alice"), None, "tg-secret-1"))
-            .unwrap();
-        assert_eq!(k.team.as_deref(), Some("platform"));
-        let ids = s.active_identities().unwrap();
-        assert_eq!(ids.len(), 1);
-        assert_eq!(ids[0].0, hash_key("tg-secret-1"));
-        assert_eq!(ids[0].1.user, "alice");
-        assert_eq!(ids[0].1.team.as_deref(), Some("platform"));
-        assert_eq!(ids[0].1.workspace.as_deref(), Some("default"));
-        assert_eq!(ids[0].1.workspace_id.as_deref(), Some(DEFAULT_WORKSPACE));
-        let r = s.revoke_key(&k.id).unwrap();
-        assert!(r.revoked_at.is_some());
-        assert!(s.active_identities().unwrap().is_empty());
-        assert!(matches!(
-            s.create_key(&key(Some("bob"), None, "tg-x")),
-            Err(StoreError::NotFound(_))
-        ));
-        std::fs::remove_dir_all(&dir).ok();
-    }
-
-    #[test]
-    fn workspaces_hold_teams_and_service_keys_act_for_their_team() {
-        let (s, dir) = temp_store("ws");
-        let ws = s.create_workspace("eng").unwrap();
-        assert!(matches!(
-            s.create_workspace("eng"),
-            Err(StoreError::Conflict(_))
-        ));
-        let t = s.create_team("platform", Some("eng")).unwrap();
-        assert_eq!(t.workspace_id, ws.id);
-        assert!(matches!(
-            s.create_team("x", Some("nope")),
-            Err(StoreError::NotFound(_))
-        ));
-        let mut svc = key(None, Some("platform"), "tg-svc");
-        svc.project = Some("billing".into());
-        let row = s.create_key(&svc).unwrap();
-        assert!(row.service && row.user.is_none());
-        assert_eq!(row.place(), Place::team(&ws.id, &t.id));
-        assert!(matches!(
-            s.create_key(&key(None, None, "tg-none")),
-            Err(StoreError::Invalid(_))
-        ));
-        let ids = s.active_identities().unwrap();
-        let p = &ids[0].1;
-        assert_eq!(p.user, "svc:platform");
-        assert_eq!(p.user_id, format!("svc:{}", t.id));
-        assert_eq!(p.workspace.as_deref(), Some("eng"));
-        assert_eq!(p.default_project.as_deref(), Some("billing"));
-        assert!(matches!(
-            s.create_user("svc:platform", None, None),
-            Err(StoreError::Invalid(_))
-        ));
-        std::fs::remove_dir_all(&dir).ok();
-    }
+/// A key by id.
+fn find_key(db: &mut Db<'_>, id: &str) -> Result<Option<KeyRow>, StoreError> {
+    db.query_opt(&format!("{KEY_SELECT} WHERE k.id = ?1"), args![id])?
+        .as_ref()
+        .map(key_row)
+        .transpose()
 }

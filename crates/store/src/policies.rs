@@ -1,8 +1,9 @@
 //! Policies written through the admin API, kept as validated JSON specs.
 
-use crate::entities::{Store, new_id, now};
+use crate::Store;
+use crate::db::{Row, args};
+use crate::entities::{new_id, now};
 use crate::error::StoreError;
-use rusqlite::{OptionalExtension, params};
 use serde::Serialize;
 use tollgate_govern::policy::PolicySpec;
 
@@ -16,7 +17,7 @@ pub struct PolicyRow {
     pub updated_at: String,
 }
 
-fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(String, String, String, String)> {
+fn row(r: &Row) -> Result<(String, String, String, String), StoreError> {
     Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
 }
 
@@ -50,9 +51,9 @@ impl Store {
         let json = encode(spec)?;
         let id = new_id("pol");
         let at = now();
-        self.conn().execute(
+        self.db().exec(
             "INSERT INTO policies (id, scope, spec, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?4)",
-            params![id, spec.scope.0.to_string(), json, at],
+            args![&id, spec.scope.0.to_string(), json, &at],
         )?;
         Ok(PolicyRow {
             id,
@@ -64,27 +65,27 @@ impl Store {
 
     /// Every stored policy, oldest first.
     pub fn list_policies(&self) -> Result<Vec<PolicyRow>, StoreError> {
-        let conn = self.conn();
-        let mut st = conn.prepare(
+        let rows = self.db().query(
             "SELECT id, spec, created_at, updated_at FROM policies ORDER BY created_at, id",
+            args![],
         )?;
-        let rows = st.query_map([], row)?;
-        let mut out = Vec::new();
-        for r in rows {
-            out.extend(decode(r?));
+        let mut out = Vec::with_capacity(rows.len());
+        for r in &rows {
+            out.extend(decode(row(r)?));
         }
         Ok(out)
     }
 
     /// One stored policy.
     pub fn get_policy(&self, id: &str) -> Result<PolicyRow, StoreError> {
-        self.conn()
-            .query_row(
+        self.db()
+            .query_opt(
                 "SELECT id, spec, created_at, updated_at FROM policies WHERE id = ?1",
-                [id],
-                row,
-            )
-            .optional()?
+                args![id],
+            )?
+            .as_ref()
+            .map(row)
+            .transpose()?
             .and_then(decode)
             .ok_or_else(|| StoreError::NotFound(format!("policy {id}")))
     }
@@ -98,9 +99,9 @@ impl Store {
         let before = self.get_policy(id)?;
         let json = encode(spec)?;
         let at = now();
-        self.conn().execute(
+        self.db().exec(
             "UPDATE policies SET scope = ?2, spec = ?3, updated_at = ?4 WHERE id = ?1",
-            params![id, spec.scope.0.to_string(), json, at],
+            args![id, spec.scope.0.to_string(), json, &at],
         )?;
         let after = PolicyRow {
             id: id.to_string(),
@@ -114,50 +115,8 @@ impl Store {
     /// Deletes a policy; returns what it was.
     pub fn delete_policy(&self, id: &str) -> Result<PolicyRow, StoreError> {
         let before = self.get_policy(id)?;
-        self.conn()
-            .execute("DELETE FROM policies WHERE id = ?1", [id])?;
+        self.db()
+            .exec("DELETE FROM policies WHERE id = ?1", args![id])?;
         Ok(before)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    #![allow(clippy::unwrap_used)]
-    use super::*;
-    use tollgate_govern::policy::{RateSpec, Scope, ScopeField};
-
-    #[test]
-    fn policies_are_validated_stored_and_replaced() {
-        let dir = std::env::temp_dir().join(format!("tg-pol-{}", new_id("t")));
-        std::fs::create_dir_all(&dir).unwrap();
-        let s = Store::open(&dir.join("db.sqlite")).unwrap();
-        let mut spec = PolicySpec {
-            scope: ScopeField(Scope::Team("platform".into())),
-            rate: Some(RateSpec {
-                requests_per_minute: Some(60),
-                ..RateSpec::default()
-            }),
-            ..PolicySpec::default()
-        };
-        let row = s.create_policy(&spec).unwrap();
-        assert_eq!(s.list_policies().unwrap(), vec![row.clone()]);
-        spec.rate = Some(RateSpec {
-            requests_per_minute: Some(0),
-            ..RateSpec::default()
-        });
-        assert!(matches!(
-            s.create_policy(&spec),
-            Err(StoreError::Invalid(_))
-        ));
-        spec.rate = None;
-        let (before, after) = s.replace_policy(&row.id, &spec).unwrap();
-        assert_eq!(before, row);
-        assert_eq!(s.get_policy(&row.id).unwrap(), after);
-        s.delete_policy(&row.id).unwrap();
-        assert!(matches!(
-            s.get_policy(&row.id),
-            Err(StoreError::NotFound(_))
-        ));
-        std::fs::remove_dir_all(&dir).ok();
     }
 }

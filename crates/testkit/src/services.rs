@@ -112,7 +112,48 @@ fn ping(port: u16) -> bool {
     s.write_all(b"PING\r\n").is_ok() && s.read_exact(&mut buf).is_ok() && &buf == b"+PONG\r\n"
 }
 
-const PG_BIN: &str = "/usr/lib/postgresql/15/bin";
+const PG_ROOT: &str = "/usr/lib/postgresql";
+
+/// The newest installed PostgreSQL's `bin` directory (Debian installs each major version under
+/// its own number), or the version 15 path so the missing-binary message names something.
+fn pg_bin() -> String {
+    let newest = std::fs::read_dir(PG_ROOT)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| {
+            let v: u32 = e.file_name().to_str()?.parse().ok()?;
+            e.path().join("bin/initdb").exists().then_some(v)
+        })
+        .max();
+    format!("{PG_ROOT}/{}/bin", newest.unwrap_or(15))
+}
+const PSQL: &str = "/usr/bin/psql";
+
+fn as_postgres(cmd: &str) -> Result<(), String> {
+    let out = Command::new("su")
+        .args(["postgres", "-s", "/bin/sh", "-c", cmd])
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| format!("run su: {e}"))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "`{cmd}` failed: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ))
+    }
+}
+
+fn pg_start(dir: &std::path::Path, port: u16) -> Result<(), String> {
+    let d = dir.display();
+    as_postgres(&format!(
+        "{}/pg_ctl -D {d}/data -l {d}/log -w -t 20 -o '-c listen_addresses=127.0.0.1 -p {port} -k {d} -c fsync=off -c synchronous_commit=off -c full_page_writes=off' start >/dev/null",
+        pg_bin()
+    ))
+}
 
 /// A throwaway PostgreSQL cluster (`initdb` + `pg_ctl`, as the `postgres` user because initdb
 /// refuses root), tuned for tests (no fsync), stopped and deleted on drop.
@@ -124,7 +165,8 @@ pub struct PostgresServer {
 impl PostgresServer {
     /// Initialises and starts a cluster on a free port; panics with the fix when it cannot.
     pub fn start() -> Self {
-        let initdb = format!("{PG_BIN}/initdb");
+        let pg_bin = pg_bin();
+        let initdb = format!("{pg_bin}/initdb");
         assert!(
             std::path::Path::new(&initdb).exists(),
             "{initdb} is missing: install it with `apt-get install -y postgresql` (scripts/setup.sh does)"
@@ -136,22 +178,6 @@ impl PostgresServer {
             N.fetch_add(1, Ordering::Relaxed)
         ));
         std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("create {}: {e}", dir.display()));
-        let as_postgres = |cmd: &str| -> Result<(), String> {
-            let out = Command::new("su")
-                .args(["postgres", "-s", "/bin/sh", "-c", cmd])
-                .stdin(Stdio::null())
-                .output()
-                .map_err(|e| format!("run su: {e}"))?;
-            if out.status.success() {
-                Ok(())
-            } else {
-                Err(format!(
-                    "`{cmd}` failed: {}{}",
-                    String::from_utf8_lossy(&out.stdout),
-                    String::from_utf8_lossy(&out.stderr)
-                ))
-            }
-        };
         let chown = Command::new("chown")
             .args(["-R", "postgres:postgres"])
             .arg(&dir)
@@ -164,22 +190,40 @@ impl PostgresServer {
         // Every parent must be traversable by the postgres user.
         let d = dir.display();
         if let Err(e) = as_postgres(&format!(
-            "{PG_BIN}/initdb -D {d}/data -U postgres --auth=trust -E UTF8 --no-locale >/dev/null"
+            "{pg_bin}/initdb -D {d}/data -U postgres --auth=trust -E UTF8 --no-locale >/dev/null"
         )) {
             panic!("initdb: {e}");
         }
         let mut last = String::new();
         for _ in 0..5 {
             let port = free_port();
-            let cmd = format!(
-                "{PG_BIN}/pg_ctl -D {d}/data -l {d}/log -w -t 20 -o '-c listen_addresses=127.0.0.1 -p {port} -k {d} -c fsync=off -c synchronous_commit=off -c full_page_writes=off' start >/dev/null"
-            );
-            match as_postgres(&cmd) {
+            match pg_start(&dir, port) {
                 Ok(()) => return PostgresServer { port, dir },
                 Err(e) => last = e,
             }
         }
         panic!("postgres did not start: {last}");
+    }
+
+    /// Stops the server, closing every connection, as an outage would; [`resume`] starts it
+    /// again on the same port with the same data.
+    ///
+    /// [`resume`]: Self::resume
+    pub fn pause(&self) {
+        let d = self.dir.display();
+        if let Err(e) = as_postgres(&format!(
+            "{}/pg_ctl -D {d}/data -m fast -w stop >/dev/null",
+            pg_bin()
+        )) {
+            panic!("stop postgres: {e}");
+        }
+    }
+
+    /// Starts the server again after [`pause`](Self::pause).
+    pub fn resume(&self) {
+        if let Err(e) = pg_start(&self.dir, self.port) {
+            panic!("restart postgres: {e}");
+        }
     }
 
     /// The port it listens on.
@@ -196,7 +240,17 @@ impl PostgresServer {
 
     /// Creates a database.
     pub fn create_database(&self, db: &str) {
-        let out = Command::new("/usr/bin/psql")
+        self.psql(&format!("CREATE DATABASE \"{db}\""));
+    }
+
+    /// Runs SQL as the `postgres` superuser in the `postgres` database; panics with psql's
+    /// message when it fails.
+    pub fn psql(&self, sql: &str) {
+        assert!(
+            std::path::Path::new(PSQL).exists(),
+            "{PSQL} is missing: install it with `apt-get install -y postgresql` (scripts/setup.sh does)"
+        );
+        let out = Command::new(PSQL)
             .args([
                 "-h",
                 "127.0.0.1",
@@ -204,16 +258,15 @@ impl PostgresServer {
                 &self.port.to_string(),
                 "-U",
                 "postgres",
+                "-v",
+                "ON_ERROR_STOP=1",
             ])
-            .args(["-c", &format!("CREATE DATABASE \"{db}\"")])
+            .args(["-c", sql])
             .stdin(Stdio::null())
             .output();
         match out {
             Ok(o) if o.status.success() => {}
-            Ok(o) => panic!(
-                "CREATE DATABASE {db}: {}",
-                String::from_utf8_lossy(&o.stderr)
-            ),
+            Ok(o) => panic!("psql `{sql}`: {}", String::from_utf8_lossy(&o.stderr)),
             Err(e) => panic!("run psql: {e}"),
         }
     }
@@ -228,7 +281,10 @@ impl Drop for PostgresServer {
                 "-s",
                 "/bin/sh",
                 "-c",
-                &format!("{PG_BIN}/pg_ctl -D {d}/data -m immediate stop >/dev/null 2>&1"),
+                &format!(
+                    "{}/pg_ctl -D {d}/data -m immediate stop >/dev/null 2>&1",
+                    pg_bin()
+                ),
             ])
             .status();
         let _ = std::fs::remove_dir_all(&self.dir);

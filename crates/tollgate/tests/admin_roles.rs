@@ -1061,8 +1061,11 @@ async fn provider_secrets_never_come_back_out() {
             "the gateway log contains the secret"
         );
         let all = files(w.gw.root());
+        // On Postgres the sealed rows live in the database server (the store suite checks
+        // them there); the data directory still holds the journal and the log.
+        let on_postgres = std::env::var("TG_TEST_STORE").as_deref() == Ok("postgres");
         assert!(
-            all.iter().any(|(p, _)| p.ends_with("tollgate.db")),
+            on_postgres || all.iter().any(|(p, _)| p.ends_with("tollgate.db")),
             "the data directory was searched"
         );
         for (path, bytes) in all {

@@ -65,6 +65,8 @@ pub struct Gateway {
     log_path: PathBuf,
     extra_env: Vec<(String, String)>,
     child: Option<Child>,
+    /// The gateway's own Postgres when the suite runs with `TG_TEST_STORE=postgres`.
+    _pg: Option<tollgate_testkit::services::PostgresServer>,
     // Declared last so the child is gone before its directory is removed.
     _dir: TempDir,
 }
@@ -90,9 +92,10 @@ impl Gateway {
         let dir = TempDir::new("gw");
         let data_dir = dir.path().join("data");
         let config_path = dir.path().join("tollgate.toml");
-        let config = format!(
+        let mut config = format!(
             "[[providers]]\nname = \"anthropic\"\nkind = \"anthropic\"\nbase_url = \"{upstream_url}\"\napi_key = \"${{{UPSTREAM_KEY_ENV}}}\"\n\n{extra_toml}\n"
         );
+        let pg = postgres_store(extra_toml, &data_dir, &mut config);
         std::fs::write(&config_path, config).expect("write config");
         let log_path = dir.path().join("gateway.log");
         let mut gw = Gateway {
@@ -105,6 +108,7 @@ impl Gateway {
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
             child: None,
+            _pg: pg,
             _dir: dir,
         };
         gw.spawn().await;
@@ -189,14 +193,30 @@ impl Gateway {
         text[start..].to_string()
     }
 
-    /// `METHOD /admin/v1/{path}` with the admin credential from the data directory and an
-    /// optional JSON body.
+    /// The admin credential this gateway was started with (`TOLLGATE_ADMIN_KEY`), else the
+    /// one it wrote to its data directory.
+    pub fn admin_key(&self) -> String {
+        self.admin_key_env().unwrap_or_else(|| {
+            std::fs::read_to_string(self.data_dir.join("admin.key"))
+                .expect("admin.key")
+                .trim()
+                .to_string()
+        })
+    }
+
+    fn admin_key_env(&self) -> Option<String> {
+        self.extra_env
+            .iter()
+            .find(|(k, _)| k == "TOLLGATE_ADMIN_KEY")
+            .map(|(_, v)| v.clone())
+    }
+
+    /// `METHOD /admin/v1/{path}` with the admin credential and an optional JSON body.
     pub async fn admin_call(&self, method: &str, path: &str, body: Option<Value>) -> Reply {
-        let key = std::fs::read_to_string(self.data_dir.join("admin.key")).expect("admin.key");
         let req = Request::builder()
             .method(method)
             .uri(format!("{}/admin/v1/{path}", self.url))
-            .header("authorization", format!("Bearer {}", key.trim()))
+            .header("authorization", format!("Bearer {}", self.admin_key()))
             .header("content-type", "application/json")
             .body(Full::new(Bytes::from(
                 body.map(|b| b.to_string()).unwrap_or_default(),
@@ -205,11 +225,10 @@ impl Gateway {
         send(&client(), req).await
     }
 
-    /// `GET /admin/v1/{path}` with the admin credential from the data directory.
+    /// `GET /admin/v1/{path}` with the admin credential.
     pub async fn admin_get(&self, path: &str) -> Value {
-        let key = std::fs::read_to_string(self.data_dir.join("admin.key")).expect("admin.key");
         let req = Request::get(format!("{}/admin/v1/{path}", self.url))
-            .header("authorization", format!("Bearer {}", key.trim()))
+            .header("authorization", format!("Bearer {}", self.admin_key()))
             .body(Full::new(Bytes::new()))
             .expect("valid request");
         let reply = send(&client(), req).await;
@@ -235,6 +254,8 @@ impl Gateway {
             .arg("--json")
             .env_remove("TOLLGATE_ADMIN_KEY")
             .env_remove("TOLLGATE_SERVER")
+            // A gateway started with the cluster's key has no admin.key to read.
+            .envs(self.admin_key_env().map(|k| ("TOLLGATE_ADMIN_KEY", k)))
             .stdin(Stdio::null())
             .kill_on_drop(true);
         let out = tokio::time::timeout(CLI_TIMEOUT, cmd.output())
@@ -332,6 +353,34 @@ impl Drop for Gateway {
     fn drop(&mut self) {
         self.kill9();
     }
+}
+
+/// With `TG_TEST_STORE=postgres`, every gateway that does not choose its store itself gets a
+/// Postgres of its own, so the end-to-end suites can be run on both store engines. The master
+/// key is put in the data directory beforehand, as an operator of a cluster would.
+fn postgres_store(
+    extra_toml: &str,
+    data_dir: &Path,
+    config: &mut String,
+) -> Option<tollgate_testkit::services::PostgresServer> {
+    if std::env::var("TG_TEST_STORE").ok().as_deref() != Some("postgres")
+        || extra_toml.contains("[store]")
+    {
+        return None;
+    }
+    let pg = tollgate_testkit::services::PostgresServer::start();
+    pg.create_database("tollgate");
+    config.push_str(&format!(
+        "\n[store]\nbackend = \"postgres\"\nurl = \"{}\"\n",
+        pg.url("tollgate")
+    ));
+    std::fs::create_dir_all(data_dir).expect("create data dir");
+    std::fs::write(
+        data_dir.join("master.key"),
+        "KioqKioqKioqKioqKioqKioqKioqKioqKioqKioqKio=\n",
+    )
+    .expect("write master.key");
+    Some(pg)
 }
 
 /// A port on which nothing listens.

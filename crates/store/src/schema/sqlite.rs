@@ -1,4 +1,4 @@
-//! Schema migrations, tracked with SQLite's `user_version`.
+//! SQLite's migrations, tracked with its `user_version`.
 
 use rusqlite::Connection;
 
@@ -144,6 +144,34 @@ CREATE TABLE alert_deliveries (
     delivered_at TEXT
 );
 CREATE INDEX alert_deliveries_status ON alert_deliveries (status);
+"#,
+    // A counter every write to what the request path caches moves, so a process polling it
+    // knows when to rebuild its snapshots (the same table Postgres has for a cluster).
+    r#"
+CREATE TABLE changes (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    seq INTEGER NOT NULL
+);
+INSERT INTO changes (id, seq) VALUES (1, 0);
+CREATE TRIGGER workspaces_ins AFTER INSERT ON workspaces BEGIN UPDATE changes SET seq = seq + 1; END;
+CREATE TRIGGER workspaces_upd AFTER UPDATE ON workspaces BEGIN UPDATE changes SET seq = seq + 1; END;
+CREATE TRIGGER workspaces_del AFTER DELETE ON workspaces BEGIN UPDATE changes SET seq = seq + 1; END;
+CREATE TRIGGER teams_ins AFTER INSERT ON teams BEGIN UPDATE changes SET seq = seq + 1; END;
+CREATE TRIGGER teams_upd AFTER UPDATE ON teams BEGIN UPDATE changes SET seq = seq + 1; END;
+CREATE TRIGGER teams_del AFTER DELETE ON teams BEGIN UPDATE changes SET seq = seq + 1; END;
+CREATE TRIGGER users_ins AFTER INSERT ON users BEGIN UPDATE changes SET seq = seq + 1; END;
+CREATE TRIGGER users_upd AFTER UPDATE ON users BEGIN UPDATE changes SET seq = seq + 1; END;
+CREATE TRIGGER users_del AFTER DELETE ON users BEGIN UPDATE changes SET seq = seq + 1; END;
+CREATE TRIGGER api_keys_ins AFTER INSERT ON api_keys BEGIN UPDATE changes SET seq = seq + 1; END;
+CREATE TRIGGER api_keys_upd AFTER UPDATE ON api_keys BEGIN UPDATE changes SET seq = seq + 1; END;
+CREATE TRIGGER api_keys_del AFTER DELETE ON api_keys BEGIN UPDATE changes SET seq = seq + 1; END;
+CREATE TRIGGER policies_ins AFTER INSERT ON policies BEGIN UPDATE changes SET seq = seq + 1; END;
+CREATE TRIGGER policies_upd AFTER UPDATE ON policies BEGIN UPDATE changes SET seq = seq + 1; END;
+CREATE TRIGGER policies_del AFTER DELETE ON policies BEGIN UPDATE changes SET seq = seq + 1; END;
+CREATE TRIGGER provider_credentials_ins AFTER INSERT ON provider_credentials BEGIN UPDATE changes SET seq = seq + 1; END;
+CREATE TRIGGER provider_credentials_upd AFTER UPDATE ON provider_credentials BEGIN UPDATE changes SET seq = seq + 1; END;
+CREATE TRIGGER provider_credentials_del AFTER DELETE ON provider_credentials BEGIN UPDATE changes SET seq = seq + 1; END;
+CREATE TRIGGER master_keys_ins AFTER INSERT ON master_keys BEGIN UPDATE changes SET seq = seq + 1; END;
 "#,
 ];
 
