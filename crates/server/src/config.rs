@@ -336,6 +336,21 @@ fn interpolate(v: &mut toml::Value, env: &dyn Fn(&str) -> Option<String>) -> Res
 mod tests {
     use super::*;
 
+    /// The README's one-screen configuration is a working configuration.
+    #[test]
+    fn the_readme_configuration_parses() {
+        let readme = include_str!("../../../README.md");
+        let start = readme
+            .find("## Configuration in one screen")
+            .and_then(|i| readme[i..].find("```toml").map(|j| i + j + "```toml".len()))
+            .expect("README has the one-screen configuration");
+        let end = start + readme[start..].find("```").expect("closed block");
+        let env = |k: &str| (k == "ANTHROPIC_API_KEY").then(|| "sk-test".to_string());
+        let c = Config::parse(&readme[start..end], Path::new("README.md"), &env)
+            .unwrap_or_else(|e| panic!("README configuration: {e}"));
+        assert!(!c.policies.is_empty() && !c.providers.is_empty());
+    }
+
     #[test]
     fn interpolates_values_but_not_comments() {
         let text = r#"

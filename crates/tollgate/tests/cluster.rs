@@ -311,7 +311,8 @@ async fn a_policy_and_an_admin_credential_made_on_one_replica_apply_on_the_other
         &c.a,
         "PUT",
         "/providers/anthropic/credentials",
-        json!({"scope": "org", "api_key": "sk-ant-cluster-test-credential"}),
+        // The upstream's own key: stored credentials serve requests, and these must go on.
+        json!({"scope": "org", "api_key": UPSTREAM_KEY}),
     )
     .await;
     let dir = TempDir::new("next-master-key");
