@@ -125,72 +125,58 @@ impl Alerts {
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<AlertEvent>();
         let max_attempts = cfg.max_attempts.max(1);
         let base = Duration::from_millis(cfg.retry_base_ms.max(1));
-        std::thread::Builder::new()
-            .name("tollgate-alerts".into())
-            .spawn(move || {
-                let rt = match tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                {
-                    Ok(rt) => rt,
-                    Err(e) => {
-                        tracing::error!(error = %e, "cannot start the alert dispatcher");
-                        return;
+        crate::app::spawn_runtime_thread("tollgate-alerts".into(), move || async move {
+            let client = build_client(&UpstreamClientOptions::default());
+            let deliver = |id: i64, hook_idx: usize, payload: Bytes| {
+                let client = client.clone();
+                let hooks = hooks.clone();
+                let store = store.clone();
+                tokio::spawn(async move {
+                    deliver(
+                        &client,
+                        &store,
+                        &hooks[hook_idx],
+                        id,
+                        payload,
+                        max_attempts,
+                        base,
+                    )
+                    .await;
+                })
+            };
+            match store.pending_alert_deliveries() {
+                Ok(pending) => {
+                    for d in pending {
+                        let Some(i) = hooks.iter().position(|h| h.name == d.webhook) else {
+                            let _ = store.record_alert_attempt(
+                                d.id,
+                                "failed",
+                                Some("webhook no longer configured"),
+                            );
+                            continue;
+                        };
+                        deliver(d.id, i, payload(hooks[i].format, &d.event));
                     }
-                };
-                rt.block_on(async move {
-                    let client = build_client(&UpstreamClientOptions::default());
-                    let deliver = |id: i64, hook_idx: usize, payload: Bytes| {
-                        let client = client.clone();
-                        let hooks = hooks.clone();
-                        let store = store.clone();
-                        tokio::spawn(async move {
-                            deliver(
-                                &client,
-                                &store,
-                                &hooks[hook_idx],
-                                id,
-                                payload,
-                                max_attempts,
-                                base,
-                            )
-                            .await;
-                        })
-                    };
-                    match store.pending_alert_deliveries() {
-                        Ok(pending) => {
-                            for d in pending {
-                                let Some(i) = hooks.iter().position(|h| h.name == d.webhook) else {
-                                    let _ = store.record_alert_attempt(
-                                        d.id,
-                                        "failed",
-                                        Some("webhook no longer configured"),
-                                    );
-                                    continue;
-                                };
-                                deliver(d.id, i, payload(hooks[i].format, &d.event));
-                            }
+                }
+                Err(e) => tracing::error!(error = %e, "cannot read pending alerts"),
+            }
+            while let Some(event) = rx.recv().await {
+                let json = serde_json::to_value(&event).unwrap_or_default();
+                let kind = serde_json::to_value(event.kind)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_string))
+                    .unwrap_or_default();
+                for (i, h) in hooks.iter().enumerate() {
+                    match store.add_alert_delivery(&h.name, &kind, &json) {
+                        Ok(id) => {
+                            deliver(id, i, payload(h.format, &json));
                         }
-                        Err(e) => tracing::error!(error = %e, "cannot read pending alerts"),
+                        Err(e) => tracing::error!(error = %e, "cannot log an alert"),
                     }
-                    while let Some(event) = rx.recv().await {
-                        let json = serde_json::to_value(&event).unwrap_or_default();
-                        let kind = serde_json::to_value(event.kind)
-                            .ok()
-                            .and_then(|v| v.as_str().map(str::to_string))
-                            .unwrap_or_default();
-                        for (i, h) in hooks.iter().enumerate() {
-                            match store.add_alert_delivery(&h.name, &kind, &json) {
-                                Ok(id) => {
-                                    deliver(id, i, payload(h.format, &json));
-                                }
-                                Err(e) => tracing::error!(error = %e, "cannot log an alert"),
-                            }
-                        }
-                    }
-                });
-            })
-            .map_err(|e| format!("cannot start the alert dispatcher: {e}"))?;
+                }
+            }
+        })
+        .map_err(|e| format!("cannot start the alert dispatcher: {e}"))?;
         Ok(Alerts { tx: Some(tx) })
     }
 }

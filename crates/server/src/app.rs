@@ -379,37 +379,22 @@ pub async fn serve(opts: ServeOptions) -> Result<(), String> {
     for (i, socket) in sockets.into_iter().enumerate() {
         let app = router(state.clone());
         let mut stop = stop_rx.clone();
-        let t = std::thread::Builder::new()
-            .name(format!("tollgate-worker-{i}"))
-            .spawn(move || {
-                // Thread per core: each worker owns a listener socket (SO_REUSEPORT), a
-                // single-threaded runtime and its own upstream pool.
-                let rt = match tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                {
-                    Ok(rt) => rt,
-                    Err(e) => {
-                        tracing::error!(error = %e, "cannot start a worker runtime");
-                        return;
-                    }
-                };
-                rt.block_on(async move {
-                    let tcp = match tokio::net::TcpListener::from_std(socket) {
-                        Ok(t) => t,
-                        Err(e) => {
-                            tracing::error!(error = %e, "cannot register the listener");
-                            return;
-                        }
-                    };
-                    let stopped = async move {
-                        let _ = stop.wait_for(|s| *s).await;
-                    };
-                    listener::serve(tcp, app, header_timeout, Duration::from_secs(30), stopped)
-                        .await;
-                });
-            })
-            .map_err(|e| format!("cannot start worker thread: {e}"))?;
+        // Thread per core: each worker owns a listener socket (SO_REUSEPORT), a single-threaded
+        // runtime and its own upstream pool.
+        let t = spawn_runtime_thread(format!("tollgate-worker-{i}"), move || async move {
+            let tcp = match tokio::net::TcpListener::from_std(socket) {
+                Ok(t) => t,
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot register the listener");
+                    return;
+                }
+            };
+            let stopped = async move {
+                let _ = stop.wait_for(|s| *s).await;
+            };
+            listener::serve(tcp, app, header_timeout, Duration::from_secs(30), stopped).await;
+        })
+        .map_err(|e| format!("cannot start worker thread: {e}"))?;
         threads.push(t);
     }
     shutdown_signal().await;
@@ -423,6 +408,28 @@ pub async fn serve(opts: ServeOptions) -> Result<(), String> {
     let journal = state.journal.clone();
     let _ = tokio::task::spawn_blocking(move || journal.shutdown()).await;
     Ok(())
+}
+
+/// Runs the future `make` builds on a new thread with a single-threaded runtime of its own, so
+/// its tasks never wake another thread.
+pub(crate) fn spawn_runtime_thread<F>(
+    name: String,
+    make: impl FnOnce() -> F + Send + 'static,
+) -> std::io::Result<std::thread::JoinHandle<()>>
+where
+    F: std::future::Future<Output = ()>,
+{
+    std::thread::Builder::new()
+        .name(name.clone())
+        .spawn(move || {
+            match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(rt) => rt.block_on(make()),
+                Err(e) => tracing::error!(error = %e, thread = %name, "cannot start a runtime"),
+            }
+        })
 }
 
 async fn shutdown_signal() {
