@@ -742,8 +742,9 @@ rate = {{ requests_per_minute = 2 }}
     assert_eq!(v["alert"]["kind"], "counter_store_unavailable");
 }
 
-#[tokio::test]
-async fn a_provider_allow_list_steers_a_route_past_providers_it_does_not_allow() {
+/// A gateway whose route for `model` falls back from provider `anthropic` to a second provider
+/// `backup` on the same upstream, with `policies` added to its config.
+async fn fallback_route_to_backup(model: &str, policies: &str) -> (ScriptedUpstream, Gateway) {
     let upstream = ScriptedUpstream::start(UpstreamOptions::new(UPSTREAM_KEY))
         .await
         .unwrap();
@@ -758,11 +759,25 @@ base_url = "{}"
 api_key = "${{TG_TEST_UPSTREAM_KEY}}"
 
 [[routes]]
-name = "haiku"
-match = "{HAIKU}"
+name = "fallback"
+match = "{model}"
 strategy = "fallback"
 targets = [{{ provider = "anthropic" }}, {{ provider = "backup" }}]
 
+{policies}
+"#,
+            upstream.url()
+        ),
+    )
+    .await;
+    (upstream, gw)
+}
+
+#[tokio::test]
+async fn a_provider_allow_list_steers_a_route_past_providers_it_does_not_allow() {
+    let (upstream, gw) = fallback_route_to_backup(
+        HAIKU,
+        r#"
 [[policies]]
 scope = "team:platform"
 name = "platform providers"
@@ -773,8 +788,6 @@ scope = "team:closed"
 name = "closed providers"
 allowed_providers = ["nowhere"]
 "#,
-            upstream.url()
-        ),
     )
     .await;
     let c = client();
@@ -854,25 +867,9 @@ async fn a_teams_own_provider_credential_replaces_the_gateways_for_that_team_onl
 
 #[tokio::test]
 async fn a_provider_out_of_budget_is_skipped_like_an_unhealthy_target() {
-    let upstream = ScriptedUpstream::start(UpstreamOptions::new(UPSTREAM_KEY))
-        .await
-        .unwrap();
-    let gw = Gateway::start_with(
-        &upstream.url(),
-        &format!(
-            r#"
-[[providers]]
-name = "backup"
-kind = "anthropic"
-base_url = "{}"
-api_key = "${{TG_TEST_UPSTREAM_KEY}}"
-
-[[routes]]
-name = "opus"
-match = "{OPUS}"
-strategy = "fallback"
-targets = [{{ provider = "anthropic" }}, {{ provider = "backup" }}]
-
+    let (_upstream, gw) = fallback_route_to_backup(
+        OPUS,
+        r#"
 [[policies]]
 scope = "provider:anthropic"
 name = "anthropic account"
@@ -880,8 +877,6 @@ name = "anthropic account"
 period = "month"
 amount_usd = 0.5
 "#,
-            upstream.url()
-        ),
     )
     .await;
     let key = gw.create_key("alice", "platform").await;

@@ -34,49 +34,40 @@ pub struct Admitted {
     pub provider_lists: Vec<(String, Vec<String>)>,
 }
 
-/// Runs the admit phase.
-pub async fn admit(state: &AppState, mut classified: Classified) -> Result<Admitted, GatewayError> {
-    let policies = state.policies.load();
-    if policies.is_empty() {
-        return Ok(Admitted {
+impl Admitted {
+    /// A request no policy applies to.
+    fn unchanged(classified: Classified) -> Self {
+        Admitted {
             classified,
             holds: Holds::default(),
             adjusted_by: None,
             clamped_from: None,
             provider_lists: Vec::new(),
-        });
+        }
     }
-    let principal = classified.auth.principal.clone();
-    let headers = &classified.auth.accepted.headers;
-    let project = header(headers, tollgate_wire::headers::X_TOLLGATE_PROJECT)
-        .or(principal.default_project.as_deref());
-    let requested = classified.facts.model.clone().unwrap_or_default();
-    let entry = state.catalog.resolve(&requested);
-    let mut model_names: Vec<&str> = vec![requested.as_str()];
-    if let Some(e) = entry {
-        model_names.push(e.name.as_str());
-        model_names.extend(e.aliases.iter().map(String::as_str));
+}
+
+/// Every name the requested model goes by: as asked, its catalogue name and its aliases.
+fn model_names<'a>(state: &'a AppState, requested: &'a str) -> Vec<&'a str> {
+    let mut names = vec![requested];
+    if let Some(e) = state.catalog.resolve(requested) {
+        names.push(e.name.as_str());
+        names.extend(e.aliases.iter().map(String::as_str));
     }
-    // Only a provider the request names is known here; the route picks the others after
-    // admission, and forward checks each attempt's provider against the allow-lists.
-    let provider = header(headers, X_TOLLGATE_PROVIDER).map(str::to_string);
-    let applicable = policies.applicable(&RequestScope {
-        principal: &principal,
-        project,
-        model_names: &model_names,
-        provider: provider.as_deref(),
-    });
-    if applicable.is_empty() {
-        return Ok(Admitted {
-            classified,
-            holds: Holds::default(),
-            adjusted_by: None,
-            clamped_from: None,
-            provider_lists: Vec::new(),
-        });
-    }
-    let body = classified.auth.accepted.body.clone();
-    let body_len = body.len() as u64;
+    names
+}
+
+/// Checks `policies` against the request and takes what they count (the one call both the
+/// admit phase and the per-attempt provider check make).
+async fn check(
+    state: &AppState,
+    classified: &Classified,
+    policies: &[std::sync::Arc<tollgate_govern::policy_set::CompiledPolicy>],
+    model_names: &[&str],
+    provider: Option<&str>,
+) -> Result<admission::Admitted, Refusal> {
+    let accepted = &classified.auth.accepted;
+    let body_len = accepted.body.len() as u64;
     let max_tokens = classified.facts.max_tokens;
     let likely_output = state.config.governance.likely_output_tokens;
     let estimate = |model: &str| {
@@ -89,24 +80,62 @@ pub async fn admit(state: &AppState, mut classified: Classified) -> Result<Admit
             likely_output,
         )
     };
-    let tool_repeats = |within: u32| most_repeated_tool_call(&body, within);
-    let session = header(headers, tollgate_wire::headers::X_CLAUDE_CODE_SESSION_ID);
+    let tool_repeats = |within: u32| most_repeated_tool_call(&accepted.body, within);
     let request = Request {
-        policies: &applicable,
-        model_names: &model_names,
-        provider: provider.as_deref(),
-        session_id: session,
+        policies,
+        model_names,
+        provider,
+        session_id: header(
+            &accepted.headers,
+            tollgate_wire::headers::X_CLAUDE_CODE_SESSION_ID,
+        ),
         body_bytes: body_len,
         max_tokens,
         estimate: &estimate,
         tool_repeats: &tool_repeats,
         now: state.clock.now(),
-        free: classified.auth.accepted.endpoint == super::accept::Endpoint::CountTokens,
+        free: accepted.endpoint == super::accept::Endpoint::CountTokens,
     };
-    let admitted = match admission::admit(&state.counters, &request).await {
+    admission::admit(&state.counters, &request).await
+}
+
+/// Runs the admit phase.
+pub async fn admit(state: &AppState, mut classified: Classified) -> Result<Admitted, GatewayError> {
+    let policies = state.policies.load();
+    if policies.is_empty() {
+        return Ok(Admitted::unchanged(classified));
+    }
+    let principal = classified.auth.principal.clone();
+    let headers = &classified.auth.accepted.headers;
+    let project = header(headers, tollgate_wire::headers::X_TOLLGATE_PROJECT)
+        .or(principal.default_project.as_deref());
+    let requested = classified.facts.model.clone().unwrap_or_default();
+    let model_names = model_names(state, &requested);
+    // Only a provider the request names is known here; the route picks the others after
+    // admission, and forward checks each attempt's provider against the allow-lists.
+    let provider = header(headers, X_TOLLGATE_PROVIDER).map(str::to_string);
+    let applicable = policies.applicable(&RequestScope {
+        principal: &principal,
+        project,
+        model_names: &model_names,
+        provider: provider.as_deref(),
+    });
+    if applicable.is_empty() {
+        return Ok(Admitted::unchanged(classified));
+    }
+    let outcome = check(
+        state,
+        &classified,
+        &applicable,
+        &model_names,
+        provider.as_deref(),
+    )
+    .await;
+    let admitted = match outcome {
         Ok(a) => a,
         Err(refusal) => {
             if state.alerts.enabled() {
+                let session = header(headers, tollgate_wire::headers::X_CLAUDE_CODE_SESSION_ID);
                 alert_refusal(state, &refusal, &principal, session).await;
             }
             return Err(refusal_error(
@@ -171,39 +200,8 @@ pub async fn for_provider(
         return Ok(Holds::default());
     }
     let requested = classified.facts.model.clone().unwrap_or_default();
-    let mut model_names: Vec<&str> = vec![requested.as_str()];
-    if let Some(e) = state.catalog.resolve(&requested) {
-        model_names.push(e.name.as_str());
-        model_names.extend(e.aliases.iter().map(String::as_str));
-    }
-    let body = &classified.auth.accepted.body;
-    let body_len = body.len() as u64;
-    let max_tokens = classified.facts.max_tokens;
-    let likely_output = state.config.governance.likely_output_tokens;
-    let estimate = |model: &str| {
-        estimate(
-            &state.prices,
-            &state.catalog,
-            model,
-            body_len,
-            max_tokens,
-            likely_output,
-        )
-    };
-    let tool_repeats = |within: u32| most_repeated_tool_call(body, within);
-    let request = Request {
-        policies: &policies,
-        model_names: &model_names,
-        provider: Some(provider),
-        session_id: header(headers, tollgate_wire::headers::X_CLAUDE_CODE_SESSION_ID),
-        body_bytes: body_len,
-        max_tokens,
-        estimate: &estimate,
-        tool_repeats: &tool_repeats,
-        now: state.clock.now(),
-        free: classified.auth.accepted.endpoint == super::accept::Endpoint::CountTokens,
-    };
-    match admission::admit(&state.counters, &request).await {
+    let model_names = model_names(state, &requested);
+    match check(state, classified, &policies, &model_names, Some(provider)).await {
         Ok(a) => Ok(a.holds),
         Err(refusal) => Err(refusal_error(
             &refusal,
