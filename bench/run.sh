@@ -3,6 +3,7 @@
 # and the conversion matrix: tollgate to the same upstream as anthropic, bedrock and oai.
 #
 #   bench/run.sh [--quick] [--reps N] [--duration SECONDS] [--only proxy|conversion]
+#   bench/run.sh --serve    # start the same setup, print its URLs, key and pids, and wait (for perf)
 #
 # Writes bench/results/latest.md and bench/results/latest.json (--only keeps the other matrix's
 # previous results there). Needs bench/setup.sh first.
@@ -16,10 +17,11 @@ UPSTREAM=${UPSTREAM_BIN:-$CARGO_TARGET_DIR/release/scripted-upstream}
 OHA=${OHA:-$(command -v oha || echo /var/tmp/tollgate-tools/bin/oha)}
 NGINX=${NGINX:-$(command -v nginx || echo /usr/sbin/nginx)}
 
-DURATION=10 REPS=3 WARMUP=1 ONLY=all
+DURATION=10 REPS=3 WARMUP=1 ONLY=all SERVE=
 while [ $# -gt 0 ]; do
   case "$1" in
     --quick) DURATION=2 REPS=1 WARMUP=0 ;;
+    --serve) SERVE=1 ;;
     --reps) REPS=$2; shift ;;
     --duration) DURATION=$2; shift ;;
     --only)
@@ -184,6 +186,23 @@ echo "tollgate $TG_URL (pid $TG_PID)" >&2
 GATEWAY_KEY=$("$TOLLGATE" keys create --user bench --team bench --name bench --json \
   --server "$TG_URL" --data-dir "$TG_DATA" \
   | python3 -c 'import json,sys; print(json.load(sys.stdin)["key"])')
+
+if [ -n "$SERVE" ]; then
+  # Profiling needs the processes without the matrix: attach perf to TG_PID and drive load with
+  # oha by hand, e.g. oha -z 10s -c 32 -m POST -D BODY -H "x-api-key: $GATEWAY_KEY" URL.
+  python3 "$HERE/bench.py" bodies "$WORK/bodies" >/dev/null
+  cat <<EOF
+TG_URL=$TG_URL/v1/messages
+DIRECT_URL=http://$UP_ADDR/v1/messages
+GATEWAY_KEY=$GATEWAY_KEY
+UPSTREAM_KEY=$UPSTREAM_KEY
+TG_PID=$TG_PID
+UPSTREAM_PID=$UPSTREAM_PID
+BODIES=$WORK/bodies
+EOF
+  wait "$TG_PID"
+  exit 0
+fi
 
 COMMIT=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo "?")
 if [ -n "$(git -C "$ROOT" status --porcelain -- crates 2>/dev/null)" ]; then COMMIT="$COMMIT+dirty"; fi

@@ -1,7 +1,5 @@
 //! Reading the few request fields the gateway acts on.
 
-use serde::Deserialize;
-
 /// The request fields the gateway acts on; everything else stays raw in the body bytes.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RequestFacts {
@@ -31,71 +29,108 @@ impl std::fmt::Display for RequestError {
     }
 }
 
-#[derive(Deserialize)]
-struct Partial<'a> {
-    #[serde(default)]
-    model: Option<serde_json::Value>,
-    #[serde(default)]
-    stream: Option<serde_json::Value>,
-    #[serde(default)]
-    max_tokens: Option<serde_json::Value>,
-    #[serde(skip)]
-    _borrow: std::marker::PhantomData<&'a ()>,
-}
-
-/// Validates the whole body as JSON and extracts [`RequestFacts`]. Unknown fields are skipped
+/// Validates the whole body as JSON and extracts [`RequestFacts`]. Other fields are skipped
 /// without allocation; their bytes are forwarded untouched by the caller.
 pub fn read_request(body: &[u8]) -> Result<RequestFacts, RequestError> {
-    // serde_json skips unknown strings without checking their UTF-8; the API would reject them.
-    if let Err(e) = std::str::from_utf8(body) {
-        return Err(RequestError::Malformed(format!(
-            "invalid UTF-8 at byte {}",
-            e.valid_up_to()
-        )));
-    }
-    let first = body.iter().find(|b| !b.is_ascii_whitespace()).copied();
-    if first != Some(b'{') {
-        // Serde would accept a JSON array for a struct; the API accepts only an object.
+    let first = body.iter().position(|b| !b.is_ascii_whitespace());
+    if first.map(|i| body[i]) != Some(b'{') {
+        // The API accepts only an object; say whether the rest was JSON at all.
         return match serde_json::from_slice::<serde::de::IgnoredAny>(body) {
             Ok(_) => Err(RequestError::NotAnObject),
             Err(e) => Err(RequestError::Malformed(e.to_string())),
         };
     }
-    let partial: Partial<'_> =
-        serde_json::from_slice(body).map_err(|e| RequestError::Malformed(e.to_string()))?;
-    let model = match partial.model {
-        None | Some(serde_json::Value::Null) => None,
-        Some(serde_json::Value::String(s)) => Some(s),
-        Some(_) => return Err(RequestError::Field("model", "must be a string".into())),
-    };
-    let stream = match partial.stream {
-        None | Some(serde_json::Value::Null) => false,
-        Some(serde_json::Value::Bool(b)) => b,
-        Some(_) => return Err(RequestError::Field("stream", "must be a boolean".into())),
-    };
-    let max_tokens = match partial.max_tokens {
-        None | Some(serde_json::Value::Null) => None,
-        Some(serde_json::Value::Number(n)) => match n.as_u64() {
-            Some(v) => Some(v),
-            None => {
-                return Err(RequestError::Field(
-                    "max_tokens",
-                    "must be a non-negative integer".into(),
-                ));
-            }
-        },
-        Some(_) => {
+    let mut facts = RequestFacts::default();
+    let (mut seen_model, mut seen_stream, mut seen_max) = (false, false, false);
+    // Where the last member ended, to check that only `}` and whitespace follow it.
+    let mut end = first.map_or(0, |i| i + 1);
+    for member in sonic_rs::to_object_iter(body) {
+        let (key, value) = member.map_err(malformed)?;
+        let raw = value.as_raw_str();
+        end = offset_in(body, raw).map_or(body.len(), |at| at + raw.len());
+        let seen = match &*key {
+            "model" => &mut seen_model,
+            "stream" => &mut seen_stream,
+            "max_tokens" => &mut seen_max,
+            _ => continue,
+        };
+        // The upstream may read the last of duplicate keys while the gateway routed, priced and
+        // checked policy on the first: refuse rather than disagree.
+        if std::mem::replace(seen, true) {
             return Err(RequestError::Field(
-                "max_tokens",
-                "must be an integer".into(),
+                field_name(&key),
+                "appears twice".into(),
             ));
         }
-    };
-    Ok(RequestFacts {
-        model,
-        stream,
-        max_tokens,
-    })
+        match &*key {
+            "model" => facts.model = model(raw)?,
+            "stream" => facts.stream = stream(raw)?,
+            _ => facts.max_tokens = max_tokens(raw)?,
+        }
+    }
+    let rest = body.get(end..).unwrap_or_default();
+    let mut tail = rest.iter().skip_while(|b| b.is_ascii_whitespace());
+    if tail.next() != Some(&b'}') || tail.any(|b| !b.is_ascii_whitespace()) {
+        return Err(RequestError::Malformed(format!(
+            "trailing characters after the object at byte {}",
+            end + rest.iter().position(|b| *b == b'}').map_or(0, |i| i + 1)
+        )));
+    }
+    Ok(facts)
+}
+
+/// The byte offset of `part` inside `whole`, when it is a sub-slice of it.
+fn offset_in(whole: &[u8], part: &str) -> Option<usize> {
+    let at = (part.as_ptr() as usize).checked_sub(whole.as_ptr() as usize)?;
+    (at + part.len() <= whole.len()).then_some(at)
+}
+
+fn malformed(e: sonic_rs::Error) -> RequestError {
+    // sonic-rs appends a multi-line excerpt of the body; the first line names the position.
+    let text = e.to_string();
+    RequestError::Malformed(text.lines().next().unwrap_or_default().trim().to_string())
+}
+
+fn field_name(key: &str) -> &'static str {
+    match key {
+        "model" => "model",
+        "stream" => "stream",
+        _ => "max_tokens",
+    }
+}
+
+fn model(raw: &str) -> Result<Option<String>, RequestError> {
+    match raw.as_bytes().first() {
+        Some(b'n') => Ok(None),
+        Some(b'"') => serde_json::from_str::<String>(raw)
+            .map(Some)
+            .map_err(|e| RequestError::Malformed(e.to_string())),
+        _ => Err(RequestError::Field("model", "must be a string".into())),
+    }
+}
+
+fn stream(raw: &str) -> Result<bool, RequestError> {
+    match raw {
+        "true" => Ok(true),
+        "false" | "null" => Ok(false),
+        _ => Err(RequestError::Field("stream", "must be a boolean".into())),
+    }
+}
+
+fn max_tokens(raw: &str) -> Result<Option<u64>, RequestError> {
+    match raw.as_bytes().first() {
+        Some(b'n') => Ok(None),
+        Some(b'-' | b'0'..=b'9') => match serde_json::from_str::<serde_json::Number>(raw) {
+            Ok(n) => n.as_u64().map(Some).ok_or_else(|| {
+                RequestError::Field("max_tokens", "must be a non-negative integer".into())
+            }),
+            Err(e) => Err(RequestError::Malformed(e.to_string())),
+        },
+        _ => Err(RequestError::Field(
+            "max_tokens",
+            "must be an integer".into(),
+        )),
+    }
 }
 
 #[cfg(test)]
@@ -131,5 +166,59 @@ mod tests {
             read_request(b"{\"stream\": \"yes\"}"),
             Err(RequestError::Field("stream", _))
         ));
+        assert!(matches!(
+            read_request(b"{\"max_tokens\": -1}"),
+            Err(RequestError::Field("max_tokens", _))
+        ));
+        assert!(matches!(
+            read_request(b"{\"max_tokens\": 1.5}"),
+            Err(RequestError::Field("max_tokens", _))
+        ));
+    }
+
+    #[test]
+    fn rejects_what_is_not_one_json_object() {
+        for bad in [
+            &b"{\"messages\":[{\"a\":1,}],\"model\":\"x\"}"[..],
+            b"{\"messages\":[tru],\"model\":\"x\"}",
+            b"{\"messages\":\"\\x\",\"model\":\"x\"}",
+            b"{\"messages\":\"\xff\xfe\",\"model\":\"x\"}",
+            b"{\"messages\":\"a\x01b\"}",
+            b"{\"messages\":[1 2]}",
+            b"{\"model\":\"x\"} trailing",
+            b"{\"model\":\"x\"} {}",
+            b"{\"model\":\"x\"",
+            b"{\"messages\":01}",
+            b"{",
+        ] {
+            let got = read_request(bad);
+            assert!(
+                matches!(got, Err(RequestError::Malformed(_))),
+                "{:?} gave {got:?}",
+                String::from_utf8_lossy(bad)
+            );
+        }
+        assert_eq!(read_request(b" {} \n"), Ok(RequestFacts::default()));
+        assert_eq!(
+            read_request(b"{\"model\":null}"),
+            Ok(RequestFacts::default())
+        );
+    }
+
+    #[test]
+    fn refuses_a_duplicated_field_the_gateway_acts_on() {
+        let got = read_request(b"{\"model\":\"cheap\",\"messages\":[],\"model\":\"dear\"}");
+        assert!(
+            matches!(got, Err(RequestError::Field("model", _))),
+            "{got:?}"
+        );
+        // Duplicates of fields the gateway does not read are the upstream's business.
+        assert!(read_request(b"{\"temperature\":1,\"temperature\":0}").is_ok());
+    }
+
+    #[test]
+    fn unescapes_the_model_name() {
+        let f = read_request(b"{\"model\":\"claude\\u002dx\"}").expect("valid");
+        assert_eq!(f.model.as_deref(), Some("claude-x"));
     }
 }
