@@ -300,6 +300,23 @@ def test_bedrock_thinking_tool_loop(run_claude, gw, key, bedrock_fake):
     assert_turn_records(records, seen, "bedrock", key)
 
 
+def test_openai_reasoning_tool_loop(run_claude, gw, key, openai_fake):
+    # The server's `reasoning_content` reaches Claude Code as an unsigned thinking block; Claude
+    # Code sends it back with the tool result, and the strict fake refuses the second turn if any
+    # of it (a thinking part, `reasoning_content`, a signature) leaks into the Chat request.
+    run = run_claude(
+        "[[scenario:thinking]] Think, then run the marker command.",
+        "oai",
+        ENABLE_TOOL_SEARCH="false",
+    )
+    session_id = assert_completed(run, gw, openai_fake, "tool result was:")
+    seen = assert_all_accepted(openai_fake, run, gw)
+    assert len(seen) == 2, evidence(run, gw, openai_fake)
+    assert all(r["scenario"] == "thinking" for r in seen), seen
+    records = session_records(gw, session_id, 2)
+    assert_turn_records(records, seen, "oai", key)
+
+
 def test_openai_subagent(run_claude, gw, key, openai_fake):
     run = run_claude(
         "[[scenario:agent]] Delegate to a helper.", "oai", ENABLE_TOOL_SEARCH="false"

@@ -643,6 +643,7 @@ def plan(name: str, body: dict[str, Any], req: Request, n: int) -> dict[str, Any
         "finish": "stop",
         "error": None,
         "pace": 0.0,
+        "reasoning": None,
     }
     if name in ("text", "broken") or name.startswith("midstream-error"):
         out["text"] = text
@@ -664,6 +665,23 @@ def plan(name: str, body: dict[str, Any], req: Request, n: int) -> dict[str, Any
             out["kind"], out["error"] = "midstream", err
     elif name == "subagent":
         out["text"] = "Subagent report: all good."
+    elif name == "thinking":
+        # What vLLM, DeepSeek, Ollama and LM Studio do: reasoning as `reasoning_content` beside
+        # the answer. Nothing of it may come back on a later turn: the real API refuses unknown
+        # message members, and this fake does too.
+        out["reasoning"] = f"The script for turn {n} says what to do next; following it."
+        names = tool_names(body)
+        if result is not None:
+            out["text"] = f"tool result was: {result}"
+        elif names:
+            name0 = "Bash" if "Bash" in names else names[0]
+            try:
+                args = fakekit.BASH_INPUT if name0 == "Bash" else fakekit.tool_input(req.header)
+            except ApiError as err:
+                raise bad(err.message) from None
+            out["call"], out["finish"] = (name0, args), "tool_calls"
+        else:
+            out["text"] = text
     elif name in ("tool", "bash", "agent"):
         if result is not None:
             out["text"] = {
@@ -738,6 +756,8 @@ def completion(
         "refusal": None,
         "annotations": [],
     }
+    if p["reasoning"]:
+        message["reasoning_content"] = p["reasoning"]
     if p["call"]:
         message["tool_calls"] = [
             {
@@ -807,6 +827,7 @@ def chunks(
                 + b"\n\n"
             )
         return out
+    out += [chunk({"reasoning_content": piece}) for piece in fakekit.pieces(p["reasoning"] or "", 2)]
     out += [chunk({"content": piece}) for piece in text_pieces]
     if p["call"]:
         name, arguments = p["call"]

@@ -465,6 +465,61 @@ def test_thinking_round_trip(provider, stream, clients, fakes, gw):
 
 
 @pytest.mark.parametrize("stream", [False, True], ids=["json", "stream"])
+def test_reasoning_becomes_thinking(stream, clients, fakes, gw):
+    """`reasoning_content` of an OpenAI-compatible server (vLLM, DeepSeek, Ollama) arrives as a
+    thinking block before the answer, with an empty signature (none is made up); sent back on the
+    next turn, it is dropped, and the strict fake (which refuses unknown message members) takes
+    the request."""
+    client = clients("oai")
+    fake = fakes["oai"]
+    params = dict(model=MODEL, max_tokens=2048, thinking=THINKING, tools=[TOOL])
+    messages = user("[[scenario:thinking]] Think, then check the weather.")
+    if stream:
+        with client.messages.stream(messages=messages, **params) as s:
+            events = [(e.type, getattr(e, "content_block", None)) for e in s]
+            first = s.get_final_message()
+        starts = [b.type for kind, b in events if kind == "content_block_start"]
+        assert starts == ["thinking", "tool_use"], events
+        assert not any(kind == "signature" for kind, _ in events), events
+    else:
+        first, _ = _create(client, False, messages=messages, **params)
+    seen = fake.model_requests()
+    assert len(seen) == 1, fake.summary()
+    assert_accepted(seen[0], fake)
+    assert json.loads(seen[0]["body"]).get("reasoning_effort") == "low"
+    assert [b.type for b in first.content] == ["thinking", "tool_use"], first.content
+    thinking = first.content[0]
+    assert thinking.thinking == (
+        f"The script for turn {seen[0]['n']} says what to do next; following it."
+    )
+    assert thinking.signature == "", thinking
+
+    call = first.content[1]
+    result = {"type": "tool_result", "tool_use_id": call.id, "content": "ok"}
+    messages = messages + [
+        {"role": "assistant", "content": [b.model_dump(exclude_none=True) for b in first.content]},
+        {"role": "user", "content": [result]},
+    ]
+    try:
+        second, second_id = _create(client, stream, messages=messages, **params)
+    except anthropic.APIStatusError as exc:
+        pytest.fail(
+            f"the echoed thinking block was refused: {exc.status_code} {exc.body}\n"
+            f"{fake.summary()}",
+            pytrace=False,
+        )
+    seen = fake.model_requests()
+    assert len(seen) == 2, fake.summary()
+    assert_accepted(seen[1], fake)
+    replayed = json.loads(seen[1]["body"])["messages"][1]
+    assert replayed["role"] == "assistant" and "reasoning_content" not in replayed, replayed
+    assert [b.type for b in second.content] == ["thinking", "text"], second.content
+    assert second.content[0].thinking.startswith(f"The script for turn {seen[1]['n']} ")
+    assert second.content[1].text == "tool result was: ok"
+    assert_journal(gw, second_id, "oai", stream=stream, usage=answered_usage("oai", seen[1]))
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["json", "stream"])
 @pytest.mark.parametrize("provider", ALL)
 def test_cache_tokens_reach_the_journal(provider, stream, clients, fakes, gw):
     """A prompt with a cache breakpoint: whatever cache use the provider reports is recorded and
