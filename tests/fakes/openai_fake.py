@@ -105,6 +105,10 @@ API_VERSION = re.compile(r"^\d{4}-\d{2}-\d{2}(-preview)?$")
 AZURE_PATH = re.compile(r"^/openai/deployments/([^/]+)/chat/completions$")
 
 DEFAULT_MODELS = ("gpt-5.5", "gpt-5.5-mini")
+# OpenAI's reasoning models refuse sampling parameters and `max_tokens`; its classic chat models
+# refuse `reasoning_effort`. Ids of neither kind (what compatible servers serve) take everything.
+REASONING_MODEL = re.compile(r"^(o1|o3|o4|gpt-5)(?!-chat)")
+CLASSIC_MODEL = re.compile(r"^(gpt-4|gpt-3\.5|chatgpt-|gpt-5-chat)")
 CACHE_MARKERS = (b'"prompt_cache_breakpoint"', b'"prompt_cache_key"')
 
 
@@ -504,6 +508,33 @@ def check_number(body: dict[str, Any], name: str, low: float, high: float) -> No
         )
 
 
+def check_model_parameters(body: dict[str, Any], model: str) -> None:
+    """What the real service answers when a parameter does not fit the model's kind."""
+    if REASONING_MODEL.match(model):
+        for name in ("temperature", "top_p"):
+            value = body.get(name)
+            if value is not None and value != 1:
+                raise bad(
+                    f"Unsupported value: '{name}' does not support {value} with this model. "
+                    f"Only the default (1) value is supported.",
+                    name,
+                    "unsupported_value",
+                )
+        if body.get("max_tokens") is not None:
+            raise bad(
+                "Unsupported parameter: 'max_tokens' is not supported with this model. Use "
+                "'max_completion_tokens' instead.",
+                "max_tokens",
+                "unsupported_parameter",
+            )
+    elif CLASSIC_MODEL.match(model) and body.get("reasoning_effort") is not None:
+        raise bad(
+            "Unsupported parameter: 'reasoning_effort' is not supported with this model.",
+            "reasoning_effort",
+            "unsupported_parameter",
+        )
+
+
 def check_body(req: Request, azure: bool, models: set[str] | None) -> dict[str, Any]:
     body, error = req.json()
     if error is not None:
@@ -896,6 +927,7 @@ def make_app(args: argparse.Namespace):
                 raise AzureError(400, "BadRequest", "API version not supported")
         authenticate(req, args.api_key, azure)
         body = check_body(req, azure, models)
+        check_model_parameters(body, body.get("model") or azure_deployment or "")
         name = fakekit.scenario_name(req.header, body)
         record["scenario"] = name
         try:

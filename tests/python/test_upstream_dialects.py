@@ -70,6 +70,8 @@ TOOL = {
 WRONG_SECRET = "not-the-secret-the-fake-knows"
 AMZN_REQUEST_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 THINKING = {"type": "enabled", "budget_tokens": 1024}
+REASONING_MODEL = "reasoning-test"
+CHAT_MODEL = "chat-test"
 
 
 @pytest.fixture(scope="module")
@@ -90,6 +92,9 @@ def gw(configured_gateway_factory, bedrock_fake, vertex_fake, openai_fake):
         models=[
             {"name": MODEL, "aliases": ["sonnet"], "providers": PROVIDER_IDS},
             {"name": BEDROCK_ONLY_MODEL, "providers": {"bedrock": BEDROCK_ONLY_ID}},
+            # OpenAI model kinds the gateway must shape requests for (data/openai_models.toml).
+            {"name": REASONING_MODEL, "providers": {"oai": "o4-mini"}},
+            {"name": CHAT_MODEL, "providers": {"oai": "gpt-4.1"}},
         ],
         # A gateway that waits on a silent upstream fails the test in seconds, not minutes.
         server={"upstream_idle_timeout_secs": 20},
@@ -517,6 +522,46 @@ def test_reasoning_becomes_thinking(stream, clients, fakes, gw):
     assert second.content[0].thinking.startswith(f"The script for turn {seen[1]['n']} ")
     assert second.content[1].text == "tool result was: ok"
     assert_journal(gw, second_id, "oai", stream=stream, usage=answered_usage("oai", seen[1]))
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["json", "stream"])
+def test_reasoning_and_chat_models_get_the_parameters_they_take(stream, clients, fakes):
+    """Claude Code sends thinking and may send temperature 1: a reasoning model gets
+    `reasoning_effort` and `max_completion_tokens` but no temperature, a chat model gets its
+    temperature but no `reasoning_effort`. The fake refuses each mismatch as OpenAI does."""
+    client = clients("oai")
+    fake = fakes["oai"]
+    # This SDK no longer offers `temperature`; older ones and Claude Code still send it.
+    common = dict(
+        max_tokens=2048, thinking=THINKING, extra_body={"temperature": 1}, messages=user("hi")
+    )
+    _create(client, stream, model=REASONING_MODEL, **common)
+    _create(client, stream, model=CHAT_MODEL, **common)
+    seen = fake.model_requests()
+    assert len(seen) == 2, fake.summary()
+    for record in seen:
+        assert_accepted(record, fake)
+    reasoning, chat = (json.loads(r["body"]) for r in seen)
+    assert reasoning["model"] == "o4-mini" and reasoning["reasoning_effort"] == "low"
+    assert reasoning["max_completion_tokens"] == 2048
+    assert "temperature" not in reasoning and "max_tokens" not in reasoning, reasoning
+    assert chat["model"] == "gpt-4.1" and chat["temperature"] == 1
+    assert "reasoning_effort" not in chat, chat
+
+
+def test_a_temperature_a_reasoning_model_would_ignore_is_refused(clients, fakes):
+    # Dropping it would change the answer without telling anyone: a 400 in the client's dialect.
+    with pytest.raises(anthropic.BadRequestError) as err:
+        clients("oai").messages.create(
+            model=REASONING_MODEL,
+            max_tokens=64,
+            extra_body={"temperature": 0.2},
+            messages=user("hi"),
+        )
+    assert_anthropic_error(err.value, 400, "invalid_request_error")
+    message = err.value.body["error"]["message"]
+    assert "temperature" in message and "o4-mini" in message, message
+    assert fakes["oai"].model_requests() == [], fakes["oai"].summary()
 
 
 @pytest.mark.parametrize("stream", [False, True], ids=["json", "stream"])

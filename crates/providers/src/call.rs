@@ -209,6 +209,7 @@ fn check_fields(c: &ProviderConfig) -> Result<(), ProviderConfigError> {
         ("deployment", c.deployment.is_some()),
         ("api_version", c.api_version.is_some()),
         ("betas", !c.betas.is_empty()),
+        ("model_quirks", !c.model_quirks.is_empty()),
         ("ttfb_ms", c.ttfb_ms.is_some()),
         ("tokens_per_second", c.tokens_per_second.is_some()),
         ("output_tokens", c.output_tokens.is_some()),
@@ -239,8 +240,16 @@ fn check_fields(c: &ProviderConfig) -> Result<(), ProviderConfigError> {
             "credentials_json",
             "betas",
         ],
-        ProviderKind::Openai | ProviderKind::OpenaiCompatible => &["base_url", "api_key"],
-        ProviderKind::AzureOpenai => &["endpoint", "deployment", "api_version", "api_key"],
+        ProviderKind::Openai | ProviderKind::OpenaiCompatible => {
+            &["base_url", "api_key", "model_quirks"]
+        }
+        ProviderKind::AzureOpenai => &[
+            "endpoint",
+            "deployment",
+            "api_version",
+            "api_key",
+            "model_quirks",
+        ],
         ProviderKind::Simulator => &[
             "ttfb_ms",
             "tokens_per_second",

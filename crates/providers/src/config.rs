@@ -4,6 +4,7 @@ use serde::Deserialize;
 use std::collections::BTreeMap;
 
 use crate::betas::BetaAction;
+use crate::quirks::QuirkRule;
 
 /// Which API an upstream speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -101,6 +102,10 @@ pub struct ProviderConfig {
     /// (`[providers.betas] "flag" = "drop" | "forward" | { map = "other" }`).
     #[serde(default)]
     pub betas: BTreeMap<String, BetaAction>,
+    /// OpenAI kinds: per-provider rules added to the built-in model table, by model-id prefix
+    /// (`[providers.model_quirks] "my-deployment" = { reasoning_effort = true, sampling = false }`).
+    #[serde(default)]
+    pub model_quirks: BTreeMap<String, QuirkRule>,
     /// Simulator: delay before the response head, in milliseconds.
     #[serde(default)]
     pub ttfb_ms: Option<u64>,
@@ -152,6 +157,7 @@ impl Default for ProviderConfig {
             deployment: None,
             api_version: None,
             betas: BTreeMap::new(),
+            model_quirks: BTreeMap::new(),
             ttfb_ms: None,
             tokens_per_second: None,
             output_tokens: None,
@@ -197,6 +203,7 @@ impl std::fmt::Debug for ProviderConfig {
             .field("deployment", &self.deployment)
             .field("api_version", &self.api_version)
             .field("betas", &self.betas)
+            .field("model_quirks", &self.model_quirks)
             .field("ttfb_ms", &self.ttfb_ms)
             .field("tokens_per_second", &self.tokens_per_second)
             .field("output_tokens", &self.output_tokens)

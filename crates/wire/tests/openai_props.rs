@@ -18,6 +18,7 @@ use tollgate_wire::sse::SseScanner;
 fn opts(model: &str) -> ConvertOptions {
     ConvertOptions {
         target_model: model.into(),
+        ..Default::default()
     }
 }
 

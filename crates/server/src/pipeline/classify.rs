@@ -118,6 +118,7 @@ fn normalize(a: &mut super::accept::Accepted) -> Result<ClientSide, GatewayError
                 &a.body,
                 &ConvertOptions {
                     target_model: model.clone(),
+                    ..Default::default()
                 },
             )
             .map_err(|e| invalid(&e))?;

@@ -48,6 +48,13 @@
 //! set `ENABLE_TOOL_SEARCH=false`. `cache_control` is dropped everywhere (OpenAI caches
 //! prefixes by itself).
 //!
+//! # Model quirks (Messages → Chat)
+//! [`ModelQuirks`] in [`ConvertOptions`] say what the target model takes. A model without
+//! `reasoning_effort` gets none: thinking is a budget the model may use, and such a model answers
+//! the same without it. A model without sampling parameters gets none of `temperature`/`top_p`
+//! when they hold the default 1 (nothing changes); any other value is refused naming the field,
+//! since dropping it would change the answer.
+//!
 //! # Thinking
 //! - Messages → Chat: `thinking: {type: "enabled", budget_tokens}` → `reasoning_effort` `low`
 //!   below 4096 tokens, `medium` below 16384, else `high`. `{type: "adaptive"}` → the request's
@@ -74,7 +81,7 @@
 //!
 //! # Parameters
 //! - `max_tokens` ↔ `max_completion_tokens` (`max_tokens` from OpenAI clients is accepted; without
-//!   either, Anthropic gets 4096); `stop_sequences` ↔ `stop`; `temperature`, `top_p` as they are
+//!   either, Anthropic gets 4096; towards a model whose [`ModelQuirks`] say so, `max_tokens`); `stop_sequences` ↔ `stop`; `temperature`, `top_p` as they are
 //!   (OpenAI allows temperatures above 1, which Anthropic rejects itself); `metadata.user_id` ↔
 //!   `user` (or `safety_identifier`); `output_config.format` (or the older `output_format`)
 //!   json_schema ↔ `response_format: {type: "json_schema", json_schema: {name: "output", schema,
@@ -134,4 +141,38 @@ pub use stream::{ChatToMessagesStream, MessagesToChatStream};
 pub struct ConvertOptions {
     /// The model id written into the converted request.
     pub target_model: String,
+    /// Which parameters the target model takes (Messages → Chat only).
+    pub quirks: ModelQuirks,
+}
+
+/// Which Chat Completions parameters a model takes: OpenAI's reasoning models (o-series, gpt-5)
+/// refuse `temperature` and `top_p` and count output in `max_completion_tokens`; classic chat
+/// models refuse `reasoning_effort`. The default takes everything, as most compatible servers do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ModelQuirks {
+    /// Whether `reasoning_effort` may be sent.
+    pub reasoning_effort: bool,
+    /// Whether `temperature` and `top_p` may be sent.
+    pub sampling: bool,
+    /// The name under which the output limit is sent.
+    pub max_tokens: MaxTokensField,
+}
+
+impl Default for ModelQuirks {
+    fn default() -> Self {
+        Self {
+            reasoning_effort: true,
+            sampling: true,
+            max_tokens: MaxTokensField::MaxCompletionTokens,
+        }
+    }
+}
+
+/// The request member carrying the output limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MaxTokensField {
+    /// `max_completion_tokens`: OpenAI's current name, the only one reasoning models take.
+    MaxCompletionTokens,
+    /// `max_tokens`: the older name, all that some compatible servers know.
+    MaxTokens,
 }

@@ -13,6 +13,8 @@ pub(super) struct ChatRequest {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_completion_tokens: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_tokens: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub temperature: Option<Value>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub top_p: Option<Value>,

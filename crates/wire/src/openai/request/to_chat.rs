@@ -4,7 +4,7 @@
 use bytes::Bytes;
 use serde_json::{Value, json};
 
-use super::{serialise, strings, to_chat_fast};
+use super::{keep_sampling, output_limit, serialise, strings, to_chat_fast};
 use crate::openai::ConvertOptions;
 use crate::openai::error::ConvertError;
 use crate::openai::fields::{Node, at, parse_body};
@@ -57,7 +57,7 @@ pub fn messages_to_chat_request(
     anthropic_body: &[u8],
     opts: &ConvertOptions,
 ) -> Result<Bytes, ConvertError> {
-    if let Some(out) = to_chat_fast::convert(anthropic_body, &opts.target_model) {
+    if let Some(out) = to_chat_fast::convert(anthropic_body, opts) {
         return Ok(Bytes::from(out));
     }
     convert_with_tree(anthropic_body, opts)
@@ -140,8 +140,20 @@ fn convert_with_tree(anthropic_body: &[u8], opts: &ConvertOptions) -> Result<Byt
     if let Some(format) = req.child("output_format")? {
         response_format = Some(chat_response_format(&format)?);
     }
-    let reasoning_effort = chat_reasoning_effort(&req, output_config.as_ref())?;
+    // A model without it answers the same without: thinking is a budget, not a requirement.
+    let reasoning_effort = chat_reasoning_effort(&req, output_config.as_ref())?
+        .filter(|_| opts.quirks.reasoning_effort);
     check_context_management(&req)?;
+    let sampling = |name: &str| -> Result<Option<Value>, ConvertError> {
+        let Some(v) = req.number(name)? else {
+            return Ok(None);
+        };
+        let value = v.as_f64().unwrap_or(f64::NAN);
+        Ok(keep_sampling(value, name, &opts.target_model, &opts.quirks)?.then(|| v.clone()))
+    };
+    let temperature = sampling("temperature")?;
+    let top_p = sampling("top_p")?;
+    let (max_completion_tokens, max_tokens) = output_limit(req.u64("max_tokens")?, &opts.quirks);
 
     let user = match req.child("metadata")? {
         Some(meta) => {
@@ -159,9 +171,10 @@ fn convert_with_tree(anthropic_body: &[u8], opts: &ConvertOptions) -> Result<Byt
     serialise(&ChatRequest {
         model: opts.target_model.clone(),
         messages,
-        max_completion_tokens: req.u64("max_tokens")?,
-        temperature: req.number("temperature")?.cloned(),
-        top_p: req.number("top_p")?.cloned(),
+        max_completion_tokens,
+        max_tokens,
+        temperature,
+        top_p,
         stop,
         user,
         tools,
@@ -581,6 +594,7 @@ mod tests {
     fn opts() -> ConvertOptions {
         ConvertOptions {
             target_model: "target-model".into(),
+            ..Default::default()
         }
     }
 
@@ -588,7 +602,7 @@ mod tests {
     fn both(body: &[u8]) -> Result<Value, ConvertError> {
         let tree = convert_with_tree(body, &opts())
             .map(|out| serde_json::from_slice::<Value>(&out).unwrap());
-        if let Some(fast) = to_chat_fast::convert(body, "target-model") {
+        if let Some(fast) = to_chat_fast::convert(body, &opts()) {
             let fast: Value = serde_json::from_slice(&fast).unwrap();
             assert_eq!(tree.as_ref().ok(), Some(&fast), "fast path differs");
         }
@@ -597,15 +611,78 @@ mod tests {
 
     fn to_chat(body: Value) -> Value {
         assert!(
-            to_chat_fast::convert(body.to_string().as_bytes(), "target-model").is_some(),
+            to_chat_fast::convert(body.to_string().as_bytes(), &opts()).is_some(),
             "fast path declined a well-formed request"
         );
         both(body.to_string().as_bytes()).unwrap_or_else(|e| panic!("conversion failed: {e}"))
     }
 
     fn to_chat_err(body: Value) -> ConvertError {
-        assert!(to_chat_fast::convert(body.to_string().as_bytes(), "target-model").is_none());
+        assert!(to_chat_fast::convert(body.to_string().as_bytes(), &opts()).is_none());
         messages_to_chat_request(body.to_string().as_bytes(), &opts()).unwrap_err()
+    }
+
+    /// Both conversions for a model with `quirks`; they must agree wherever the fast one answers.
+    fn for_model(body: &Value, quirks: crate::openai::ModelQuirks) -> Result<Value, ConvertError> {
+        let opts = ConvertOptions {
+            target_model: "o4-mini".into(),
+            quirks,
+        };
+        let bytes = body.to_string();
+        let tree = convert_with_tree(bytes.as_bytes(), &opts)
+            .map(|out| serde_json::from_slice::<Value>(&out).unwrap());
+        if let Some(fast) = to_chat_fast::convert(bytes.as_bytes(), &opts) {
+            let fast: Value = serde_json::from_slice(&fast).unwrap();
+            assert_eq!(tree.as_ref().ok(), Some(&fast), "fast path differs");
+        }
+        tree
+    }
+
+    #[test]
+    fn model_quirks_decide_what_is_sent() {
+        use crate::openai::{MaxTokensField, ModelQuirks};
+        let reasoning = ModelQuirks {
+            reasoning_effort: true,
+            sampling: false,
+            max_tokens: MaxTokensField::MaxCompletionTokens,
+        };
+        let classic = ModelQuirks {
+            reasoning_effort: false,
+            sampling: true,
+            max_tokens: MaxTokensField::MaxTokens,
+        };
+        let body = |extra: Value| {
+            let mut b = json!({"model": "m", "max_tokens": 2000,
+                "thinking": {"type": "enabled", "budget_tokens": 1024},
+                "messages": [{"role": "user", "content": "hi"}]});
+            b.as_object_mut()
+                .unwrap()
+                .extend(extra.as_object().unwrap().clone());
+            b
+        };
+        // A reasoning model: effort and max_completion_tokens; the default temperature dropped.
+        let out = for_model(&body(json!({"temperature": 1, "top_p": 1.0})), reasoning).unwrap();
+        assert_eq!(out["reasoning_effort"], "low");
+        assert_eq!(out["max_completion_tokens"], 2000);
+        assert!(out.get("max_tokens").is_none() && out.get("temperature").is_none());
+        assert!(out.get("top_p").is_none(), "{out}");
+        // Any other value would be ignored silently: refused, naming the field.
+        for field in ["temperature", "top_p"] {
+            let e = for_model(&body(json!({field: 0.5})), reasoning).unwrap_err();
+            assert_eq!(e.field, field);
+            assert!(e.message.contains("o4-mini"), "{}", e.message);
+        }
+        // A classic model: no reasoning_effort, `max_tokens`, sampling kept as written.
+        let out = for_model(&body(json!({"temperature": 0.7})), classic).unwrap();
+        assert!(out.get("reasoning_effort").is_none(), "{out}");
+        assert!(out.get("max_completion_tokens").is_none(), "{out}");
+        assert_eq!(out["max_tokens"], 2000);
+        assert_eq!(out["temperature"], 0.7);
+        // Without quirks, as before: everything is sent.
+        let out = for_model(&body(json!({"temperature": 0.7})), ModelQuirks::default()).unwrap();
+        assert_eq!(out["reasoning_effort"], "low");
+        assert_eq!(out["temperature"], 0.7);
+        assert_eq!(out["max_completion_tokens"], 2000);
     }
 
     #[test]
@@ -614,7 +691,7 @@ mod tests {
             &include_bytes!("../../../benches/data/claude-code-120k.json")[..],
             &include_bytes!("../../../tests/golden/openai/claude_code_request.json")[..],
         ] {
-            assert!(to_chat_fast::convert(body, "target-model").is_some());
+            assert!(to_chat_fast::convert(body, &opts()).is_some());
             both(body).unwrap();
         }
     }
