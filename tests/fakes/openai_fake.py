@@ -616,8 +616,15 @@ def check_body(req: Request, azure: bool, models: set[str] | None) -> dict[str, 
                 )
     check_tools(body)
     n = body.get("n")
-    if n is not None and n != 1:
-        raise bad("n: this fake answers one choice only (n=1).", "n", "invalid_value")
+    if n is not None and (not isinstance(n, int) or isinstance(n, bool) or not 1 <= n <= 8):
+        raise bad("n: this fake answers 1 to 8 choices.", "n", "invalid_value")
+    top = body.get("top_logprobs")
+    if top is not None and not body.get("logprobs"):
+        raise bad(
+            "Invalid value for 'top_logprobs': 'logprobs' must be set to true when "
+            "'top_logprobs' is used.",
+            "top_logprobs",
+        )
     check_number(body, "temperature", 0, 2)
     check_number(body, "top_p", 0, 1)
     check_number(body, "frequency_penalty", -2, 2)
@@ -803,11 +810,38 @@ def completion(
         "created": created,
         "model": model,
         "choices": [
-            {"index": 0, "message": message, "logprobs": None, "finish_reason": p["finish"]}
+            {
+                "index": i,
+                "message": message,
+                "logprobs": logprobs_for(p["text"] or "", p["top_logprobs"])
+                if p["logprobs"]
+                else None,
+                "finish_reason": p["finish"],
+            }
+            for i in range(p["choices"])
         ],
         "usage": usage,
         "service_tier": "default",
         "system_fingerprint": "fp_fake",
+    }
+
+
+def logprobs_for(text: str, top: int) -> dict[str, Any]:
+    """Made-up but well-formed log probabilities, one entry per word-ish token."""
+    tokens = re.findall(r"\s*\S+", text) or [""]
+    return {
+        "content": [
+            {
+                "token": t,
+                "logprob": -0.25 * (k + 1),
+                "bytes": list(t.encode()),
+                "top_logprobs": [
+                    {"token": t, "logprob": -0.25 * (k + 1), "bytes": list(t.encode())}
+                ][:top],
+            }
+            for k, t in enumerate(tokens)
+        ],
+        "refusal": None,
     }
 
 
@@ -822,6 +856,10 @@ def chunks(
     def chunk(
         delta: dict[str, Any] | None, finish: str | None = None, with_usage: bool = False
     ) -> bytes:
+        piece = (delta or {}).get("content")
+        logprobs = (
+            logprobs_for(piece, p["top_logprobs"]) if p["logprobs"] and piece else None
+        )
         data: dict[str, Any] = {
             "id": cid,
             "object": "chat.completion.chunk",
@@ -831,7 +869,10 @@ def chunks(
             "system_fingerprint": "fp_fake",
             "choices": []
             if delta is None
-            else [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}],
+            else [
+                {"index": i, "delta": delta, "logprobs": logprobs, "finish_reason": finish}
+                for i in range(p["choices"])
+            ],
         }
         if include_usage:
             data["usage"] = usage if with_usage else None
@@ -938,6 +979,9 @@ def make_app(args: argparse.Namespace):
         if p["kind"] == "fail" or (p["kind"] == "midstream" and not body.get("stream")):
             return scripted_error(p["error"]).response()
         p["call_id"] = f"call_mock_{record['n']}"
+        p["choices"] = body.get("n") or 1
+        p["logprobs"] = bool(body.get("logprobs"))
+        p["top_logprobs"] = body.get("top_logprobs") or 0
         cid = f"chatcmpl-mock{record['n']}"
         model = body.get("model") or azure_deployment
         created = int(time.time())

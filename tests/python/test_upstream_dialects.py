@@ -865,3 +865,149 @@ def test_first_provider_is_the_default(clients, bedrock_fake, vertex_fake, opena
     assert journal.get("provider") == "bedrock", journal
     assert (journal.get("input_tokens"), journal.get("output_tokens")) == (120, 30), journal
     assert isinstance(journal.get("cost_nanos"), int) and journal["cost_nanos"] > 0, journal
+
+
+# --- OpenAI client, OpenAI-dialect upstream: the body passes through ---------------------------
+
+# Fields the Anthropic form cannot carry; a pass-through must deliver every one unchanged.
+OPENAI_ONLY_FIELDS: dict[str, Any] = {
+    "logprobs": True,
+    "top_logprobs": 2,
+    "n": 2,
+    "seed": 7,
+    "response_format": {
+        "type": "json_schema",
+        "json_schema": {"name": "w", "schema": {"type": "object"}, "strict": True},
+    },
+    "tools": [
+        {
+            "type": "function",
+            "function": {
+                "name": "get_weather",
+                "parameters": {"type": "object", "properties": {"city": {"type": "string"}}},
+            },
+        }
+    ],
+    "tool_choice": "required",
+    "parallel_tool_calls": False,
+}
+
+
+@pytest.fixture(scope="module")
+def oai_client(gw, key):
+    import openai
+
+    client = openai.OpenAI(
+        api_key=key["key"],
+        base_url=f"{gw.url}/v1",
+        max_retries=0,
+        timeout=30.0,
+        default_headers={"x-tollgate-provider": "oai"},
+        http_client=openai.DefaultHttpxClient(trust_env=False),
+    )
+    yield client
+    client.close()
+
+
+def test_openai_client_body_passes_through(oai_client, fakes, gw):
+    fake = fakes["oai"]
+    messages = [{"role": "user", "content": "[[say:passed through]] hi"}]
+    raw = oai_client.chat.completions.with_raw_response.create(
+        model=MODEL, messages=messages, **OPENAI_ONLY_FIELDS
+    )
+    record = only_model_request(fake, gw)
+    assert_accepted(record, fake)
+    sent = json.loads(record["body"])
+    assert sent == {"model": PROVIDER_IDS["oai"], "messages": messages, **OPENAI_ONLY_FIELDS}, sent
+
+    # The upstream's answer, untouched: its id, its model, both choices, the log probabilities.
+    answer = json.loads(raw.http_response.content)
+    assert answer["id"] == f"chatcmpl-mock{record['n']}", answer["id"]
+    assert answer["model"] == PROVIDER_IDS["oai"], answer["model"]
+    completion = raw.parse()
+    assert [c.index for c in completion.choices] == [0, 1]
+    assert all(c.message.content == "passed through" for c in completion.choices)
+    tokens = completion.choices[0].logprobs.content
+    assert "".join(t.token for t in tokens) == "passed through", tokens
+    assert all(len(t.top_logprobs) == 1 for t in tokens), tokens
+    assert completion.usage.prompt_tokens == record["usage"]["prompt_tokens"]
+    assert_journal(
+        gw,
+        raw.headers.get("x-tollgate-request-id"),
+        "oai",
+        stream=False,
+        usage=answered_usage("oai", record),
+    )
+
+
+@pytest.mark.parametrize("include_usage", [False, True], ids=["no-usage", "usage"])
+def test_openai_client_stream_passes_through(include_usage, oai_client, fakes, gw):
+    """The gateway asks for usage to meter the stream; a client that did not ask gets exactly
+    the stream it would get direct, without the usage chunk."""
+    fake = fakes["oai"]
+    extra = {"stream_options": {"include_usage": True}} if include_usage else {}
+    stream = oai_client.chat.completions.with_raw_response.create(
+        model=MODEL,
+        messages=[{"role": "user", "content": "[[say:streamed through]] hi"}],
+        stream=True,
+        logprobs=True,
+        n=2,
+        **extra,
+    )
+    request_id = stream.headers.get("x-tollgate-request-id")
+    chunks = list(stream.parse())
+    record = only_model_request(fake, gw)
+    assert_accepted(record, fake)
+    sent = json.loads(record["body"])
+    assert sent["stream_options"] == {"include_usage": True}, sent
+    assert sent["n"] == 2 and sent["logprobs"] is True, sent
+    assert record["usage_reported"] is True
+
+    for i in (0, 1):
+        text = "".join(
+            c.delta.content or "" for ch in chunks for c in ch.choices if c.index == i
+        )
+        assert text == "streamed through", (i, chunks)
+    assert any(c.logprobs for ch in chunks for c in ch.choices), chunks
+    assert all(ch.model == PROVIDER_IDS["oai"] for ch in chunks)
+    if include_usage:
+        assert chunks[-1].choices == [] and chunks[-1].usage.completion_tokens == 30
+    else:
+        assert all(ch.choices for ch in chunks), chunks[-1]
+        assert all(getattr(ch, "usage", None) is None for ch in chunks)
+    assert_journal(gw, request_id, "oai", stream=True, usage=answered_usage("oai", record))
+
+
+def test_openai_stream_without_usage_has_no_usage_member(gw, key, fakes):
+    # The SDK reads a missing member and `"usage": null` alike; the bytes tell them apart.
+    response = httpx2.post(
+        f"{gw.url}/v1/chat/completions",
+        headers={"authorization": f"Bearer {key['key']}", "x-tollgate-provider": "oai"},
+        json={"model": MODEL, "stream": True, "messages": [{"role": "user", "content": "hi"}]},
+        timeout=30.0,
+    )
+    assert response.status_code == 200, response.text
+    record = only_model_request(fakes["oai"], gw)
+    assert json.loads(record["body"])["stream_options"] == {"include_usage": True}
+    assert "usage" not in response.text, response.text
+    assert response.text.endswith("data: [DONE]\n\n"), response.text[-200:]
+
+
+def test_openai_only_fields_towards_an_anthropic_upstream_are_refused(gw, key, fakes):
+    """Only a conversion would lose `n`: towards Bedrock the client gets a 400 naming it."""
+    import openai
+
+    with openai.OpenAI(
+        api_key=key["key"],
+        base_url=f"{gw.url}/v1",
+        max_retries=0,
+        default_headers={"x-tollgate-provider": "bedrock"},
+        http_client=openai.DefaultHttpxClient(trust_env=False),
+    ) as client:
+        with pytest.raises(openai.BadRequestError) as err:
+            client.chat.completions.create(
+                model=MODEL, messages=[{"role": "user", "content": "hi"}], n=2
+            )
+    assert err.value.body["type"] == "invalid_request_error", err.value.body
+    assert "n" in err.value.body["message"], err.value.body
+    assert fakes["bedrock"].model_requests() == []

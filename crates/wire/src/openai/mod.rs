@@ -1,7 +1,8 @@
 //! OpenAI Chat Completions dialect and conversion to and from Anthropic Messages, for requests,
 //! whole responses and streams, in both directions.
 //!
-//! Conversion happens only when the client's dialect and the upstream's differ. What cannot be
+//! Conversion happens only when the client's dialect and the upstream's differ; a Chat client in
+//! front of a Chat upstream is passed through (`passthrough`). What cannot be
 //! carried faithfully is refused with a [`ConvertError`] naming the field; what is dropped is
 //! listed below and changes nothing the model writes.
 //!
@@ -81,7 +82,8 @@
 //!
 //! # Parameters
 //! - `max_tokens` ↔ `max_completion_tokens` (`max_tokens` from OpenAI clients is accepted; without
-//!   either, Anthropic gets 4096; towards a model whose [`ModelQuirks`] say so, `max_tokens`); `stop_sequences` ↔ `stop`; `temperature`, `top_p` as they are
+//!   either, Anthropic gets 4096; towards a model whose [`ModelQuirks`] say so, `max_tokens`);
+//!   `stop_sequences` ↔ `stop`; `temperature`, `top_p` as they are
 //!   (OpenAI allows temperatures above 1, which Anthropic rejects itself); `metadata.user_id` ↔
 //!   `user` (or `safety_identifier`); `output_config.format` (or the older `output_format`)
 //!   json_schema ↔ `response_format: {type: "json_schema", json_schema: {name: "output", schema,
@@ -125,13 +127,17 @@
 mod error;
 mod fields;
 mod mapping;
+mod passthrough;
 mod request;
 mod response;
 mod stream;
 mod types;
 
 pub use error::{ConvertError, openai_error_body};
-pub use mapping::usage_from_chat;
+pub use mapping::{DEFAULT_MAX_TOKENS, usage_from_chat};
+pub use passthrough::{
+    ChatStreamWatch, PassthroughRequest, chat_passthrough_request, chat_response_facts,
+};
 pub use request::{chat_to_messages_request, messages_to_chat_request};
 pub use response::{chat_to_messages_response, messages_to_chat_response};
 pub use stream::{ChatToMessagesStream, MessagesToChatStream};
