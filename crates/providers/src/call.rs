@@ -203,6 +203,8 @@ fn check_fields(c: &ProviderConfig) -> Result<(), ProviderConfigError> {
         ("access_key_id", c.access_key_id.is_some()),
         ("secret_access_key", c.secret_access_key.is_some()),
         ("session_token", c.session_token.is_some()),
+        ("credentials", c.credentials.is_some()),
+        ("profile", c.profile.is_some()),
         ("project", c.project.is_some()),
         ("credentials_file", c.credentials_file.is_some()),
         ("credentials_json", c.credentials_json.is_some()),
@@ -230,6 +232,8 @@ fn check_fields(c: &ProviderConfig) -> Result<(), ProviderConfigError> {
             "secret_access_key",
             "session_token",
             "api_key",
+            "credentials",
+            "profile",
             "betas",
         ],
         ProviderKind::Vertex => &[

@@ -83,6 +83,13 @@ pub struct ProviderConfig {
     /// Bedrock: session token of temporary credentials.
     #[serde(default)]
     pub session_token: Option<String>,
+    /// Bedrock: `"chain"` looks credentials up as the AWS SDKs do (environment, web identity,
+    /// shared-file profile, container, EC2 instance metadata), cached and renewed before expiry.
+    #[serde(default)]
+    pub credentials: Option<String>,
+    /// Bedrock: a profile of the shared AWS credentials and config files.
+    #[serde(default)]
+    pub profile: Option<String>,
     /// Vertex: Google Cloud project id (required).
     #[serde(default)]
     pub project: Option<String>,
@@ -151,6 +158,8 @@ impl Default for ProviderConfig {
             access_key_id: None,
             secret_access_key: None,
             session_token: None,
+            credentials: None,
+            profile: None,
             project: None,
             credentials_file: None,
             credentials_json: None,
@@ -194,6 +203,8 @@ impl std::fmt::Debug for ProviderConfig {
                 "session_token",
                 &self.session_token.as_ref().map(|_| "<redacted>"),
             )
+            .field("credentials", &self.credentials)
+            .field("profile", &self.profile)
             .field("project", &self.project)
             .field("credentials_file", &self.credentials_file)
             .field(
