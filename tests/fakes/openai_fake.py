@@ -899,7 +899,8 @@ def chunks(
                 + b"\n\n"
             )
         return out
-    out += [chunk({"reasoning_content": piece}) for piece in fakekit.pieces(p["reasoning"] or "", 2)]
+    reasoning = fakekit.pieces(p["reasoning"] or "", 2)
+    out += [chunk({"reasoning_content": piece}) for piece in reasoning]
     out += [chunk({"content": piece}) for piece in text_pieces]
     if p["call"]:
         name, arguments = p["call"]

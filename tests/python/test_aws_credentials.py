@@ -12,7 +12,6 @@ import threading
 import time
 from datetime import datetime, timedelta, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from typing import Any
 
 import anthropic
@@ -37,7 +36,8 @@ MODEL_ID = "us.anthropic.claude-sonnet-4-5-20250929-v1:0"
 
 
 def expiration(seconds: int) -> str:
-    return (datetime.now(timezone.utc) + timedelta(seconds=seconds)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    at = datetime.now(timezone.utc) + timedelta(seconds=seconds)
+    return at.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 class CredentialServer:
@@ -103,10 +103,12 @@ class CredentialServer:
                 form = dict(
                     p.split("=", 1) for p in self.rfile.read(length).decode().split("&") if p
                 )
-                if form.get("Action") != "AssumeRoleWithWebIdentity" or form.get(
-                    "WebIdentityToken"
-                ) != "web-identity-jwt":
-                    return self.reply(400, "<ErrorResponse><Error><Message>bad token</Message></Error></ErrorResponse>", "text/xml")
+                if (
+                    form.get("Action") != "AssumeRoleWithWebIdentity"
+                    or form.get("WebIdentityToken") != "web-identity-jwt"
+                ):
+                    refusal = "<ErrorResponse><Error><Message>bad token</Message></Error>"
+                    return self.reply(400, refusal + "</ErrorResponse>", "text/xml")
                 outer.hits.append("sts")
                 self.reply(
                     200,
@@ -199,7 +201,9 @@ def ask(gw: ConfiguredGateway) -> anthropic.types.Message:
         http_client=anthropic.DefaultHttpxClient(trust_env=False),
     ) as client:
         return client.messages.create(
-            model=MODEL_ID, max_tokens=32, messages=[{"role": "user", "content": "[[say:signed]] hi"}]
+            model=MODEL_ID,
+            max_tokens=32,
+            messages=[{"role": "user", "content": "[[say:signed]] hi"}],
         )
 
 
@@ -298,7 +302,10 @@ def test_instance_metadata_v2(start_gateway, fake_with_token, creds_server):
     fake_with_token.clear()
     gw = start_gateway(
         fake_with_token,
-        {"AWS_EC2_METADATA_DISABLED": "false", "AWS_EC2_METADATA_SERVICE_ENDPOINT": creds_server.url},
+        {
+            "AWS_EC2_METADATA_DISABLED": "false",
+            "AWS_EC2_METADATA_SERVICE_ENDPOINT": creds_server.url,
+        },
         credentials="chain",
     )
     assert ask(gw).content[0].text == "signed"
@@ -325,7 +332,9 @@ def test_web_identity(start_gateway, fake_with_token, creds_server, tmp_path):
     assert_signed_with_token(fake_with_token)
 
 
-def test_wrong_credentials_from_the_chain_are_refused(start_gateway, fake_with_token, creds_server):
+def test_wrong_credentials_from_the_chain_are_refused(
+    start_gateway, fake_with_token, creds_server
+):
     creds_server.hits.clear()
     creds_server.secret = "not-the-secret"
     fake_with_token.clear()
