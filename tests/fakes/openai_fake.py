@@ -108,6 +108,8 @@ DEFAULT_MODELS = ("gpt-5.5", "gpt-5.5-mini")
 # OpenAI's reasoning models refuse sampling parameters and `max_tokens`; its classic chat models
 # refuse `reasoning_effort`. Ids of neither kind (what compatible servers serve) take everything.
 REASONING_MODEL = re.compile(r"^(o1|o3|o4|gpt-5)(?!-chat)")
+# DeepSeek V4 wants earlier reasoning back as `reasoning_content` on assistant messages.
+REPLAY_MODEL = re.compile(r"^deepseek-v4")
 CLASSIC_MODEL = re.compile(r"^(gpt-4|gpt-3\.5|chatgpt-|gpt-5-chat)")
 CACHE_MARKERS = (b'"prompt_cache_breakpoint"', b'"prompt_cache_key"')
 
@@ -276,7 +278,7 @@ def check_tool_calls(calls: Any, where: str) -> list[str]:
     return ids
 
 
-def check_messages(messages: Any) -> None:
+def check_messages(messages: Any, replay_reasoning: bool = False) -> None:
     if messages is None:
         raise bad(
             "Missing required parameter: 'messages'.", "messages", "missing_required_parameter"
@@ -316,8 +318,11 @@ def check_messages(messages: Any) -> None:
                 f"{where}.role",
                 "invalid_value",
             )
+        allowed = MESSAGE_KEYS[role] | (
+            {"reasoning_content"} if replay_reasoning and role == "assistant" else set()
+        )
         for key in message:
-            if key not in MESSAGE_KEYS[role]:
+            if key not in allowed:
                 raise bad(
                     f"Unrecognized request argument supplied: {where}.{key}",
                     f"{where}.{key}",
@@ -351,6 +356,11 @@ def check_messages(messages: Any) -> None:
         in_tool_run = False
         if role == "assistant":
             calls = message.get("tool_calls")
+            if replay_reasoning and calls and not isinstance(message.get("reasoning_content"), str):
+                # DeepSeek V4 in thinking mode: a tool loop needs the earlier reasoning back.
+                raise bad(
+                    "The `reasoning_content` in the thinking mode must be passed back to the API."
+                )
             if calls is not None:
                 pending, pending_at, in_tool_run = (
                     check_tool_calls(calls, f"{where}.tool_calls"),
@@ -562,7 +572,7 @@ def check_body(req: Request, azure: bool, models: set[str] | None) -> dict[str, 
             None,
             "model_not_found",
         )
-    check_messages(body.get("messages"))
+    check_messages(body.get("messages"), REPLAY_MODEL.match(str(model or "")) is not None)
     for name in ("max_tokens", "max_completion_tokens"):
         value = body.get(name)
         if value is not None and (

@@ -72,6 +72,7 @@ AMZN_REQUEST_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[
 THINKING = {"type": "enabled", "budget_tokens": 1024}
 REASONING_MODEL = "reasoning-test"
 CHAT_MODEL = "chat-test"
+REPLAY_MODEL = "replay-test"
 
 
 @pytest.fixture(scope="module")
@@ -95,6 +96,7 @@ def gw(configured_gateway_factory, bedrock_fake, vertex_fake, openai_fake):
             # OpenAI model kinds the gateway must shape requests for (data/openai_models.toml).
             {"name": REASONING_MODEL, "providers": {"oai": "o4-mini"}},
             {"name": CHAT_MODEL, "providers": {"oai": "gpt-4.1"}},
+            {"name": REPLAY_MODEL, "providers": {"oai": "deepseek-v4-pro"}},
         ],
         # A gateway that waits on a silent upstream fails the test in seconds, not minutes.
         server={"upstream_idle_timeout_secs": 20},
@@ -522,6 +524,32 @@ def test_reasoning_becomes_thinking(stream, clients, fakes, gw):
     assert second.content[0].thinking.startswith(f"The script for turn {seen[1]['n']} ")
     assert second.content[1].text == "tool result was: ok"
     assert_journal(gw, second_id, "oai", stream=stream, usage=answered_usage("oai", seen[1]))
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["json", "stream"])
+def test_reasoning_goes_back_to_models_that_require_it(stream, clients, fakes):
+    """DeepSeek V4 refuses a tool loop whose earlier reasoning is missing: for it, the thinking
+    block Claude Code sends back becomes `reasoning_content` on the assistant message."""
+    client = clients("oai")
+    fake = fakes["oai"]
+    params = dict(model=REPLAY_MODEL, max_tokens=2048, thinking=THINKING, tools=[TOOL])
+    messages = user("[[scenario:thinking]] Think, then check the weather.")
+    first, _ = _create(client, stream, messages=messages, **params)
+    thinking, call = first.content
+    messages = messages + [
+        {"role": "assistant", "content": [b.model_dump(exclude_none=True) for b in first.content]},
+        {
+            "role": "user",
+            "content": [{"type": "tool_result", "tool_use_id": call.id, "content": "ok"}],
+        },
+    ]
+    second, _ = _create(client, stream, messages=messages, **params)
+    seen = fake.model_requests()
+    assert len(seen) == 2, fake.summary()
+    assert_accepted(seen[1], fake)
+    replayed = json.loads(seen[1]["body"])["messages"][1]
+    assert replayed["reasoning_content"] == thinking.thinking, replayed
+    assert second.content[-1].text == "tool result was: ok"
 
 
 @pytest.mark.parametrize("stream", [False, True], ids=["json", "stream"])

@@ -31,6 +31,9 @@ pub struct QuirkRule {
     /// `"max_completion_tokens"` or `"max_tokens"`.
     #[serde(default)]
     pub max_tokens: Option<MaxTokensName>,
+    /// Send earlier thinking back as `reasoning_content` on assistant messages.
+    #[serde(default)]
+    pub replay_reasoning: Option<bool>,
 }
 
 /// The output-limit name as configuration spells it.
@@ -68,6 +71,7 @@ struct RawDefaults {
     reasoning_effort: bool,
     sampling: bool,
     max_tokens: MaxTokensName,
+    replay_reasoning: bool,
 }
 
 /// Why the table or an override was refused.
@@ -123,6 +127,7 @@ impl QuirkTable {
                 reasoning_effort: raw.defaults.reasoning_effort,
                 sampling: raw.defaults.sampling,
                 max_tokens: raw.defaults.max_tokens.into(),
+                replay_reasoning: raw.defaults.replay_reasoning,
             },
             rules: Vec::new(),
         };
@@ -154,6 +159,9 @@ impl QuirkTable {
                 max_tokens: rule
                     .max_tokens
                     .map_or(self.defaults.max_tokens, MaxTokensField::from),
+                replay_reasoning: rule
+                    .replay_reasoning
+                    .unwrap_or(self.defaults.replay_reasoning),
             };
             match self.rules.iter_mut().find(|(p, _)| p == prefix) {
                 Some(slot) => slot.1 = quirks,
@@ -182,11 +190,13 @@ mod tests {
         reasoning_effort: true,
         sampling: false,
         max_tokens: MaxTokensField::MaxCompletionTokens,
+        replay_reasoning: false,
     };
     const CLASSIC: ModelQuirks = ModelQuirks {
         reasoning_effort: false,
         sampling: true,
         max_tokens: MaxTokensField::MaxCompletionTokens,
+        replay_reasoning: false,
     };
 
     #[test]
@@ -222,6 +232,7 @@ mod tests {
         ] {
             assert_eq!(t.lookup(id), ModelQuirks::default(), "{id}");
         }
+        assert!(t.lookup("deepseek-v4-pro").replay_reasoning);
     }
 
     #[test]
@@ -248,7 +259,7 @@ mod tests {
 
     #[test]
     fn bad_tables_are_refused() {
-        assert!(QuirkTable::from_toml("version = 2\nrevision = \"x\"\n[defaults]\nreasoning_effort = true\nsampling = true\nmax_tokens = \"max_tokens\"").is_err());
+        assert!(QuirkTable::from_toml("version = 2\nrevision = \"x\"\n[defaults]\nreasoning_effort = true\nsampling = true\nmax_tokens = \"max_tokens\"\nreplay_reasoning = false").is_err());
         assert!(
             QuirkTable::from_toml(
                 "version = 1\nrevision = \"x\"\n[defaults]\nreasoning_effort = true"

@@ -62,7 +62,8 @@
 //!   `output_config.effort` (`max` → `high`), else `medium`. Without thinking (or disabled), an
 //!   `output_config.effort` alone still sets `reasoning_effort`. `thinking.display` is dropped.
 //!   Earlier `thinking` and `redacted_thinking` blocks are dropped: their signatures only verify
-//!   on Anthropic's servers. The effort of a message-level `output_config` (on Claude Code's
+//!   on Anthropic's servers. A model whose [`ModelQuirks`] ask for `replay_reasoning` gets the
+//!   text of an assistant message's thinking blocks back as its `reasoning_content`. The effort of a message-level `output_config` (on Claude Code's
 //!   system messages) is dropped; the request-level one decides.
 //! - Chat → Messages: `reasoning_effort` → `thinking: {type: "enabled", budget_tokens}` with
 //!   minimal 1024, low 2048, medium 8192, high 24576, xhigh 32768 (each maps back to the same
@@ -162,6 +163,9 @@ pub struct ModelQuirks {
     pub sampling: bool,
     /// The name under which the output limit is sent.
     pub max_tokens: MaxTokensField,
+    /// Whether earlier thinking goes back as `reasoning_content` on assistant messages
+    /// (DeepSeek V4 requires it in tool loops; OpenAI refuses the member).
+    pub replay_reasoning: bool,
 }
 
 impl Default for ModelQuirks {
@@ -170,6 +174,7 @@ impl Default for ModelQuirks {
             reasoning_effort: true,
             sampling: true,
             max_tokens: MaxTokensField::MaxCompletionTokens,
+            replay_reasoning: false,
         }
     }
 }

@@ -98,7 +98,7 @@ fn convert_with_tree(anthropic_body: &[u8], opts: &ConvertOptions) -> Result<Byt
     }
     let list = req.req_array("messages")?;
     for (i, m) in list.iter().enumerate() {
-        convert_message(m, &at("messages", i), &mut messages)?;
+        convert_message(m, &at("messages", i), opts, &mut messages)?;
     }
     if let Some(last) = list.len().checked_sub(1)
         && list
@@ -223,7 +223,12 @@ fn text_of_block(block: &Node<'_>) -> Result<String, ConvertError> {
     Ok(block.req_str("text")?.to_string())
 }
 
-fn convert_message(v: &Value, path: &str, out: &mut Vec<ChatMessage>) -> Result<(), ConvertError> {
+fn convert_message(
+    v: &Value,
+    path: &str,
+    opts: &ConvertOptions,
+    out: &mut Vec<ChatMessage>,
+) -> Result<(), ConvertError> {
     let m = Node::new(v, path)?;
     let role = m.req_str("role")?;
     match role {
@@ -246,7 +251,11 @@ fn convert_message(v: &Value, path: &str, out: &mut Vec<ChatMessage>) -> Result<
         }
         "assistant" => {
             m.only(&["role", "content"])?;
-            out.push(assistant_message(m.req("content")?, &m.path("content"))?);
+            out.push(assistant_message(
+                m.req("content")?,
+                &m.path("content"),
+                opts.quirks.replay_reasoning,
+            )?);
             Ok(())
         }
         other => Err(ConvertError::new(
@@ -393,12 +402,17 @@ fn tool_message(block: &Node<'_>) -> Result<ChatMessage, ConvertError> {
     })
 }
 
-fn assistant_message(content: &Value, path: &str) -> Result<ChatMessage, ConvertError> {
+fn assistant_message(
+    content: &Value,
+    path: &str,
+    replay_reasoning: bool,
+) -> Result<ChatMessage, ConvertError> {
     let blocks = match content {
         Value::String(s) => {
             return Ok(ChatMessage::Assistant {
                 content: Some(Content::Text(s.clone())),
                 tool_calls: Vec::new(),
+                reasoning_content: None,
             });
         }
         Value::Array(blocks) => blocks,
@@ -411,6 +425,7 @@ fn assistant_message(content: &Value, path: &str) -> Result<ChatMessage, Convert
     };
     let mut texts = Vec::new();
     let mut tool_calls = Vec::new();
+    let mut reasoning: Option<String> = None;
     for (j, b) in blocks.iter().enumerate() {
         let block = Node::new(b, &at(path, j))?;
         match block.req_str("type")? {
@@ -428,7 +443,12 @@ fn assistant_message(content: &Value, path: &str) -> Result<ChatMessage, Convert
                 });
             }
             // A thinking signature only verifies on Anthropic's servers; the target model cannot
-            // read it, and its own reasoning is not replayed either.
+            // read it. Its text goes back only to models that want their reasoning again.
+            "thinking" if replay_reasoning => {
+                if let Some(text) = block.str("thinking")? {
+                    reasoning.get_or_insert_default().push_str(text);
+                }
+            }
             "thinking" | "redacted_thinking" => {}
             other => return Err(unsupported_block(&block, other)),
         }
@@ -443,6 +463,7 @@ fn assistant_message(content: &Value, path: &str) -> Result<ChatMessage, Convert
     Ok(ChatMessage::Assistant {
         content,
         tool_calls,
+        reasoning_content: reasoning,
     })
 }
 
@@ -645,11 +666,13 @@ mod tests {
             reasoning_effort: true,
             sampling: false,
             max_tokens: MaxTokensField::MaxCompletionTokens,
+            replay_reasoning: false,
         };
         let classic = ModelQuirks {
             reasoning_effort: false,
             sampling: true,
             max_tokens: MaxTokensField::MaxTokens,
+            replay_reasoning: false,
         };
         let body = |extra: Value| {
             let mut b = json!({"model": "m", "max_tokens": 2000,
@@ -683,6 +706,30 @@ mod tests {
         assert_eq!(out["reasoning_effort"], "low");
         assert_eq!(out["temperature"], 0.7);
         assert_eq!(out["max_completion_tokens"], 2000);
+    }
+
+    #[test]
+    fn reasoning_is_replayed_only_to_models_that_want_it() {
+        let body = json!({"model": "m", "max_tokens": 100, "messages": [
+            {"role": "user", "content": "go"},
+            {"role": "assistant", "content": [
+                {"type": "thinking", "thinking": "first ", "signature": ""},
+                {"type": "thinking", "thinking": "second", "signature": "c2ln"},
+                {"type": "redacted_thinking", "data": "b3Bh"},
+                {"type": "tool_use", "id": "t1", "name": "Bash", "input": {}}]},
+            {"role": "user", "content": [
+                {"type": "tool_result", "tool_use_id": "t1", "content": "ok"}]}]});
+        let replay = crate::openai::ModelQuirks {
+            replay_reasoning: true,
+            ..Default::default()
+        };
+        let out = for_model(&body, replay).unwrap();
+        assert_eq!(out["messages"][1]["reasoning_content"], "first second");
+        let out = for_model(&body, crate::openai::ModelQuirks::default()).unwrap();
+        assert!(
+            out["messages"][1].get("reasoning_content").is_none(),
+            "{out}"
+        );
     }
 
     #[test]

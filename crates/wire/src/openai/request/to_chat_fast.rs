@@ -608,6 +608,10 @@ struct OutJsonSchema<'a> {
 
 /// The converted body, or `None` when the tree-based path must decide.
 pub(super) fn convert(body: &[u8], opts: &ConvertOptions) -> Option<Vec<u8>> {
+    // Replaying reasoning is rare (a few servers want it); the tree path writes it.
+    if opts.quirks.replay_reasoning {
+        return None;
+    }
     let target_model = opts.target_model.as_str();
     let text = std::str::from_utf8(body).ok()?;
     if has_surrogate_escape(text) {
