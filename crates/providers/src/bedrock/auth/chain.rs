@@ -35,6 +35,9 @@ use std::time::{Duration, SystemTime};
 const REFRESH_BEFORE: Duration = Duration::from_secs(5 * 60);
 /// A credential endpoint that does not answer within this long fails the attempt.
 const FETCH_TIMEOUT: Duration = Duration::from_secs(5);
+/// After a failed lookup, requests fail at once for this long instead of each waiting on the
+/// same broken source, so a route falls back without delay.
+const RETRY_AFTER_FAILURE: Duration = Duration::from_secs(5);
 /// Credential answers are small; anything larger is refused.
 const MAX_ANSWER: usize = 64 * 1024;
 /// The container credentials host of ECS tasks.
@@ -114,7 +117,8 @@ pub struct CredentialCache {
     region: String,
     env: ChainEnv,
     current: arc_swap::ArcSwapOption<Credentials>,
-    refresh: tokio::sync::Mutex<()>,
+    /// The last failed lookup and when it happened; guarded by the refresh lock.
+    refresh: tokio::sync::Mutex<Option<(SystemTime, ChainError)>>,
 }
 
 impl std::fmt::Debug for CredentialCache {
@@ -134,7 +138,7 @@ impl CredentialCache {
             region: region.to_string(),
             env,
             current: arc_swap::ArcSwapOption::empty(),
-            refresh: tokio::sync::Mutex::new(()),
+            refresh: tokio::sync::Mutex::new(None),
         }
     }
 
@@ -145,26 +149,40 @@ impl CredentialCache {
         {
             return Ok(c);
         }
-        let _one_at_a_time = self.refresh.lock().await;
+        let mut last_failure = self.refresh.lock().await;
         // Another request may have refreshed while this one waited.
         if let Some(c) = self.current.load_full()
             && fresh(&c, now)
         {
             return Ok(c);
         }
+        let usable = self
+            .current
+            .load_full()
+            .filter(|c| c.expiry().is_none_or(|t| t > now));
+        if let Some((at, e)) = last_failure.as_ref()
+            && now.duration_since(*at).unwrap_or_default() < RETRY_AFTER_FAILURE
+        {
+            return usable.ok_or_else(|| e.clone());
+        }
         match resolve(&self.source, &self.env, &self.region).await {
             Ok(c) => {
+                *last_failure = None;
                 let c = Arc::new(c);
                 self.current.store(Some(c.clone()));
                 Ok(c)
             }
-            Err(e) => match self.current.load_full() {
+            Err(e) => match usable {
                 // Not renewed, but not expired either: sign with them and try again next time.
-                Some(c) if c.expiry().is_none_or(|t| t > now) => {
+                Some(c) => {
                     tracing::warn!(error = %e, "AWS credentials could not be renewed; using the current ones until they expire");
+                    *last_failure = Some((now, e));
                     Ok(c)
                 }
-                _ => Err(e),
+                None => {
+                    *last_failure = Some((now, e.clone()));
+                    Err(e)
+                }
             },
         }
     }
@@ -723,5 +741,26 @@ mod tests {
         assert_eq!(cache2.get(later).await.unwrap().access_key_id(), "B");
         let expired = now + Duration::from_secs(7200);
         assert!(cache2.get(expired).await.is_err());
+    }
+
+    #[tokio::test]
+    async fn a_failed_lookup_is_not_repeated_at_once() {
+        let dir = std::env::temp_dir().join(format!("tg-aws-retry-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("credentials");
+        let e = env(&[("AWS_SHARED_CREDENTIALS_FILE", file.to_str().unwrap())]);
+        let cache = CredentialCache::new(Source::Profile("p".into()), "us-east-1", e);
+        let now = SystemTime::now();
+        assert!(cache.get(now).await.is_err());
+        std::fs::write(
+            &file,
+            "[p]\naws_access_key_id = AK\naws_secret_access_key = s\n",
+        )
+        .unwrap();
+        // Within the pause the earlier failure answers; after it the source is asked again.
+        assert!(cache.get(now + Duration::from_secs(1)).await.is_err());
+        let later = now + RETRY_AFTER_FAILURE + Duration::from_secs(1);
+        assert_eq!(cache.get(later).await.unwrap().access_key_id(), "AK");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }
