@@ -1039,3 +1039,30 @@ def test_openai_only_fields_towards_an_anthropic_upstream_are_refused(gw, key, f
     assert err.value.body["type"] == "invalid_request_error", err.value.body
     assert "n" in err.value.body["message"], err.value.body
     assert fakes["bedrock"].model_requests() == []
+
+
+def test_a_policy_clamp_reaches_a_passed_through_body(configured_gateway_factory, openai_fake):
+    import openai
+
+    config = gateway_toml(
+        providers=[openai_provider(openai_fake)],
+        models=[{"name": MODEL, "providers": {"oai": PROVIDER_IDS["oai"]}}],
+    )
+    config += '\n[[policies]]\nscope = "org"\nmax_tokens = { ceiling = 50, action = "clamp" }\n'
+    clamped = configured_gateway_factory(config)
+    key = clamped.create_key("alice", "platform", name="clamp")
+    with openai.OpenAI(
+        api_key=key["key"],
+        base_url=f"{clamped.url}/v1",
+        max_retries=0,
+        http_client=openai.DefaultHttpxClient(trust_env=False),
+    ) as client:
+        hi = [{"role": "user", "content": "hi"}]
+        client.chat.completions.create(model=MODEL, messages=hi, max_completion_tokens=500)
+        client.chat.completions.create(model=MODEL, messages=hi, max_tokens=20, n=2)
+        client.chat.completions.create(model=MODEL, messages=hi)
+    bodies = [json.loads(r["body"]) for r in openai_fake.model_requests()]
+    assert bodies[0]["max_completion_tokens"] == 50, bodies[0]
+    # Below the ceiling, and a body only the pass-through can carry: as the client sent it.
+    assert bodies[1]["max_tokens"] == 20 and bodies[1]["n"] == 2, bodies[1]
+    assert bodies[2]["max_completion_tokens"] == 50, bodies[2]
