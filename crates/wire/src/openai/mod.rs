@@ -72,9 +72,10 @@
 //!   limit − 1; a limit of 1024 or less is refused.
 //! - Responses: OpenAI-compatible `reasoning_content` (or `reasoning`) text becomes a `thinking`
 //!   block with an empty `signature` (the shape Anthropic's streams start a block with; the
-//!   Anthropic SDKs require the member, and Claude Code drops thinking without one). No signature
-//!   is ever made up and no `signature_delta` is sent. Such a block cannot be replayed to an
-//!   Anthropic upstream, and this module drops it on the way back to an OpenAI one.
+//!   Anthropic SDKs' types require the member, and Claude Code keeps the block and sends it back).
+//!   No signature is ever made up and no `signature_delta` is sent. Such a block cannot be
+//!   replayed to an Anthropic upstream, and this module drops it on the way back to an OpenAI
+//!   one (or replays its text as `reasoning_content` where [`ModelQuirks`] ask for it).
 //!   Anthropic thinking becomes `reasoning_content` (its text) plus `thinking_blocks` (the signed
 //!   blocks verbatim, as LiteLLM names them); an OpenAI-dialect client that sends
 //!   `thinking_blocks` back on its assistant message gets them replayed to Anthropic, which a
