@@ -73,6 +73,8 @@ def gw(configured_gateway_factory, bedrock_fake, openai_fake):
         # A gateway that waits on a silent upstream fails the run in seconds, not minutes.
         server={"upstream_idle_timeout_secs": 30},
     )
+    # Request bodies in the journal show what Claude Code itself sent back on a later turn.
+    config += "\n[journal]\nstore_bodies = true\nbody_cap_bytes = 4194304\n"
     return configured_gateway_factory(config)
 
 
@@ -298,6 +300,33 @@ def test_bedrock_thinking_tool_loop(run_claude, gw, key, bedrock_fake):
     assert echoed and all(b.get("signature") for b in echoed), second["messages"]
     records = session_records(gw, session_id, 2)
     assert_turn_records(records, seen, "bedrock", key)
+
+
+def test_openai_reasoning_tool_loop(run_claude, gw, key, openai_fake):
+    # The server's `reasoning_content` reaches Claude Code as an unsigned thinking block; Claude
+    # Code sends it back with the tool result, and the strict fake refuses the second turn if any
+    # of it (a thinking part, `reasoning_content`, a signature) leaks into the Chat request.
+    run = run_claude(
+        "[[scenario:thinking]] Think, then run the marker command.",
+        "oai",
+        ENABLE_TOOL_SEARCH="false",
+    )
+    session_id = assert_completed(run, gw, openai_fake, "tool result was:")
+    seen = assert_all_accepted(openai_fake, run, gw)
+    assert len(seen) == 2, evidence(run, gw, openai_fake)
+    assert all(r["scenario"] == "thinking" for r in seen), seen
+    records = session_records(gw, session_id, 2)
+    assert_turn_records(records, seen, "oai", key)
+    # Claude Code kept the unsigned block and sent it back as it got it, empty signature and all.
+    sent_back = [
+        b
+        for m in json.loads(records[1]["request_body"])["messages"]
+        if m["role"] == "assistant" and isinstance(m["content"], list)
+        for b in m["content"]
+        if b.get("type") == "thinking"
+    ]
+    assert [b.get("signature") for b in sent_back] == [""], sent_back
+    assert sent_back[0]["thinking"].startswith("The script for turn"), sent_back
 
 
 def test_openai_subagent(run_claude, gw, key, openai_fake):

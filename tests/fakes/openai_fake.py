@@ -105,6 +105,12 @@ API_VERSION = re.compile(r"^\d{4}-\d{2}-\d{2}(-preview)?$")
 AZURE_PATH = re.compile(r"^/openai/deployments/([^/]+)/chat/completions$")
 
 DEFAULT_MODELS = ("gpt-5.5", "gpt-5.5-mini")
+# OpenAI's reasoning models refuse sampling parameters and `max_tokens`; its classic chat models
+# refuse `reasoning_effort`. Ids of neither kind (what compatible servers serve) take everything.
+REASONING_MODEL = re.compile(r"^(o1|o3|o4|gpt-5)(?!-chat)")
+# DeepSeek V4 wants earlier reasoning back as `reasoning_content` on assistant messages.
+REPLAY_MODEL = re.compile(r"^deepseek-v4")
+CLASSIC_MODEL = re.compile(r"^(gpt-4|gpt-3\.5|chatgpt-|gpt-5-chat)")
 CACHE_MARKERS = (b'"prompt_cache_breakpoint"', b'"prompt_cache_key"')
 
 
@@ -272,7 +278,7 @@ def check_tool_calls(calls: Any, where: str) -> list[str]:
     return ids
 
 
-def check_messages(messages: Any) -> None:
+def check_messages(messages: Any, replay_reasoning: bool = False) -> None:
     if messages is None:
         raise bad(
             "Missing required parameter: 'messages'.", "messages", "missing_required_parameter"
@@ -312,8 +318,11 @@ def check_messages(messages: Any) -> None:
                 f"{where}.role",
                 "invalid_value",
             )
+        allowed = MESSAGE_KEYS[role] | (
+            {"reasoning_content"} if replay_reasoning and role == "assistant" else set()
+        )
         for key in message:
-            if key not in MESSAGE_KEYS[role]:
+            if key not in allowed:
                 raise bad(
                     f"Unrecognized request argument supplied: {where}.{key}",
                     f"{where}.{key}",
@@ -347,6 +356,11 @@ def check_messages(messages: Any) -> None:
         in_tool_run = False
         if role == "assistant":
             calls = message.get("tool_calls")
+            if replay_reasoning and calls and not isinstance(message.get("reasoning_content"), str):
+                # DeepSeek V4 in thinking mode: a tool loop needs the earlier reasoning back.
+                raise bad(
+                    "The `reasoning_content` in the thinking mode must be passed back to the API."
+                )
             if calls is not None:
                 pending, pending_at, in_tool_run = (
                     check_tool_calls(calls, f"{where}.tool_calls"),
@@ -504,6 +518,33 @@ def check_number(body: dict[str, Any], name: str, low: float, high: float) -> No
         )
 
 
+def check_model_parameters(body: dict[str, Any], model: str) -> None:
+    """What the real service answers when a parameter does not fit the model's kind."""
+    if REASONING_MODEL.match(model):
+        for name in ("temperature", "top_p"):
+            value = body.get(name)
+            if value is not None and value != 1:
+                raise bad(
+                    f"Unsupported value: '{name}' does not support {value} with this model. "
+                    f"Only the default (1) value is supported.",
+                    name,
+                    "unsupported_value",
+                )
+        if body.get("max_tokens") is not None:
+            raise bad(
+                "Unsupported parameter: 'max_tokens' is not supported with this model. Use "
+                "'max_completion_tokens' instead.",
+                "max_tokens",
+                "unsupported_parameter",
+            )
+    elif CLASSIC_MODEL.match(model) and body.get("reasoning_effort") is not None:
+        raise bad(
+            "Unsupported parameter: 'reasoning_effort' is not supported with this model.",
+            "reasoning_effort",
+            "unsupported_parameter",
+        )
+
+
 def check_body(req: Request, azure: bool, models: set[str] | None) -> dict[str, Any]:
     body, error = req.json()
     if error is not None:
@@ -531,7 +572,7 @@ def check_body(req: Request, azure: bool, models: set[str] | None) -> dict[str, 
             None,
             "model_not_found",
         )
-    check_messages(body.get("messages"))
+    check_messages(body.get("messages"), REPLAY_MODEL.match(str(model or "")) is not None)
     for name in ("max_tokens", "max_completion_tokens"):
         value = body.get(name)
         if value is not None and (
@@ -585,8 +626,15 @@ def check_body(req: Request, azure: bool, models: set[str] | None) -> dict[str, 
                 )
     check_tools(body)
     n = body.get("n")
-    if n is not None and n != 1:
-        raise bad("n: this fake answers one choice only (n=1).", "n", "invalid_value")
+    if n is not None and (not isinstance(n, int) or isinstance(n, bool) or not 1 <= n <= 8):
+        raise bad("n: this fake answers 1 to 8 choices.", "n", "invalid_value")
+    top = body.get("top_logprobs")
+    if top is not None and not body.get("logprobs"):
+        raise bad(
+            "Invalid value for 'top_logprobs': 'logprobs' must be set to true when "
+            "'top_logprobs' is used.",
+            "top_logprobs",
+        )
     check_number(body, "temperature", 0, 2)
     check_number(body, "top_p", 0, 1)
     check_number(body, "frequency_penalty", -2, 2)
@@ -643,6 +691,7 @@ def plan(name: str, body: dict[str, Any], req: Request, n: int) -> dict[str, Any
         "finish": "stop",
         "error": None,
         "pace": 0.0,
+        "reasoning": None,
     }
     if name in ("text", "broken") or name.startswith("midstream-error"):
         out["text"] = text
@@ -664,6 +713,23 @@ def plan(name: str, body: dict[str, Any], req: Request, n: int) -> dict[str, Any
             out["kind"], out["error"] = "midstream", err
     elif name == "subagent":
         out["text"] = "Subagent report: all good."
+    elif name == "thinking":
+        # What vLLM, DeepSeek, Ollama and LM Studio do: reasoning as `reasoning_content` beside
+        # the answer. Nothing of it may come back on a later turn: the real API refuses unknown
+        # message members, and this fake does too.
+        out["reasoning"] = f"The script for turn {n} says what to do next; following it."
+        names = tool_names(body)
+        if result is not None:
+            out["text"] = f"tool result was: {result}"
+        elif names:
+            name0 = "Bash" if "Bash" in names else names[0]
+            try:
+                args = fakekit.BASH_INPUT if name0 == "Bash" else fakekit.tool_input(req.header)
+            except ApiError as err:
+                raise bad(err.message) from None
+            out["call"], out["finish"] = (name0, args), "tool_calls"
+        else:
+            out["text"] = text
     elif name in ("tool", "bash", "agent"):
         if result is not None:
             out["text"] = {
@@ -738,6 +804,8 @@ def completion(
         "refusal": None,
         "annotations": [],
     }
+    if p["reasoning"]:
+        message["reasoning_content"] = p["reasoning"]
     if p["call"]:
         message["tool_calls"] = [
             {
@@ -752,11 +820,38 @@ def completion(
         "created": created,
         "model": model,
         "choices": [
-            {"index": 0, "message": message, "logprobs": None, "finish_reason": p["finish"]}
+            {
+                "index": i,
+                "message": message,
+                "logprobs": logprobs_for(p["text"] or "", p["top_logprobs"])
+                if p["logprobs"]
+                else None,
+                "finish_reason": p["finish"],
+            }
+            for i in range(p["choices"])
         ],
         "usage": usage,
         "service_tier": "default",
         "system_fingerprint": "fp_fake",
+    }
+
+
+def logprobs_for(text: str, top: int) -> dict[str, Any]:
+    """Made-up but well-formed log probabilities, one entry per word-ish token."""
+    tokens = re.findall(r"\s*\S+", text) or [""]
+    return {
+        "content": [
+            {
+                "token": t,
+                "logprob": -0.25 * (k + 1),
+                "bytes": list(t.encode()),
+                "top_logprobs": [
+                    {"token": t, "logprob": -0.25 * (k + 1), "bytes": list(t.encode())}
+                ][:top],
+            }
+            for k, t in enumerate(tokens)
+        ],
+        "refusal": None,
     }
 
 
@@ -771,6 +866,10 @@ def chunks(
     def chunk(
         delta: dict[str, Any] | None, finish: str | None = None, with_usage: bool = False
     ) -> bytes:
+        piece = (delta or {}).get("content")
+        logprobs = (
+            logprobs_for(piece, p["top_logprobs"]) if p["logprobs"] and piece else None
+        )
         data: dict[str, Any] = {
             "id": cid,
             "object": "chat.completion.chunk",
@@ -780,7 +879,10 @@ def chunks(
             "system_fingerprint": "fp_fake",
             "choices": []
             if delta is None
-            else [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}],
+            else [
+                {"index": i, "delta": delta, "logprobs": logprobs, "finish_reason": finish}
+                for i in range(p["choices"])
+            ],
         }
         if include_usage:
             data["usage"] = usage if with_usage else None
@@ -807,6 +909,8 @@ def chunks(
                 + b"\n\n"
             )
         return out
+    reasoning = fakekit.pieces(p["reasoning"] or "", 2)
+    out += [chunk({"reasoning_content": piece}) for piece in reasoning]
     out += [chunk({"content": piece}) for piece in text_pieces]
     if p["call"]:
         name, arguments = p["call"]
@@ -875,6 +979,7 @@ def make_app(args: argparse.Namespace):
                 raise AzureError(400, "BadRequest", "API version not supported")
         authenticate(req, args.api_key, azure)
         body = check_body(req, azure, models)
+        check_model_parameters(body, body.get("model") or azure_deployment or "")
         name = fakekit.scenario_name(req.header, body)
         record["scenario"] = name
         try:
@@ -885,6 +990,9 @@ def make_app(args: argparse.Namespace):
         if p["kind"] == "fail" or (p["kind"] == "midstream" and not body.get("stream")):
             return scripted_error(p["error"]).response()
         p["call_id"] = f"call_mock_{record['n']}"
+        p["choices"] = body.get("n") or 1
+        p["logprobs"] = bool(body.get("logprobs"))
+        p["top_logprobs"] = body.get("top_logprobs") or 0
         cid = f"chatcmpl-mock{record['n']}"
         model = body.get("model") or azure_deployment
         created = int(time.time())

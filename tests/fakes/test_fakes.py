@@ -943,6 +943,42 @@ def test_openai_rejects_an_unknown_field(oai):
     assert oai.last()["scenario"] == "rejected"
 
 
+@pytest.mark.parametrize(
+    "model, params, param",
+    [
+        ("o4-mini", {"temperature": 0.5}, "temperature"),
+        ("gpt-5.5", {"top_p": 0.9}, "top_p"),
+        ("o3", {"max_tokens": 100}, "max_tokens"),
+        ("gpt-4.1", {"reasoning_effort": "low"}, "reasoning_effort"),
+        ("gpt-5-chat-latest", {"reasoning_effort": "low"}, "reasoning_effort"),
+    ],
+)
+def test_openai_parameters_must_fit_the_model(oai, model, params, param):
+    # As the real service: reasoning models take no sampling and no max_tokens, chat models no
+    # reasoning_effort.
+    client = openai_client(oai)
+    with pytest.raises(openai.BadRequestError) as err:
+        client.chat.completions.create(
+            model=model, messages=[{"role": "user", "content": "hi"}], **params
+        )
+    assert err.value.body["param"] == param, err.value.body
+    assert err.value.body["code"] in ("unsupported_value", "unsupported_parameter")
+
+
+def test_openai_parameters_that_fit_the_model_are_taken(oai):
+    client = openai_client(oai)
+    user = [{"role": "user", "content": "hi"}]
+    client.chat.completions.create(
+        model="o4-mini", messages=user, temperature=1, reasoning_effort="high",
+        max_completion_tokens=100,
+    )  # fmt: skip
+    client.chat.completions.create(model="gpt-4.1", messages=user, temperature=0.2, max_tokens=9)
+    # Ids of neither kind (compatible servers) take everything.
+    client.chat.completions.create(
+        model="gpt-test", messages=user, temperature=0.2, reasoning_effort="low"
+    )
+
+
 ASSISTANT_CALL = {
     "role": "assistant",
     "content": None,

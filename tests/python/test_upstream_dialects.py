@@ -70,6 +70,9 @@ TOOL = {
 WRONG_SECRET = "not-the-secret-the-fake-knows"
 AMZN_REQUEST_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 THINKING = {"type": "enabled", "budget_tokens": 1024}
+REASONING_MODEL = "reasoning-test"
+CHAT_MODEL = "chat-test"
+REPLAY_MODEL = "replay-test"
 
 
 @pytest.fixture(scope="module")
@@ -90,6 +93,10 @@ def gw(configured_gateway_factory, bedrock_fake, vertex_fake, openai_fake):
         models=[
             {"name": MODEL, "aliases": ["sonnet"], "providers": PROVIDER_IDS},
             {"name": BEDROCK_ONLY_MODEL, "providers": {"bedrock": BEDROCK_ONLY_ID}},
+            # OpenAI model kinds the gateway must shape requests for (data/openai_models.toml).
+            {"name": REASONING_MODEL, "providers": {"oai": "o4-mini"}},
+            {"name": CHAT_MODEL, "providers": {"oai": "gpt-4.1"}},
+            {"name": REPLAY_MODEL, "providers": {"oai": "deepseek-v4-pro"}},
         ],
         # A gateway that waits on a silent upstream fails the test in seconds, not minutes.
         server={"upstream_idle_timeout_secs": 20},
@@ -465,6 +472,127 @@ def test_thinking_round_trip(provider, stream, clients, fakes, gw):
 
 
 @pytest.mark.parametrize("stream", [False, True], ids=["json", "stream"])
+def test_reasoning_becomes_thinking(stream, clients, fakes, gw):
+    """`reasoning_content` of an OpenAI-compatible server (vLLM, DeepSeek, Ollama) arrives as a
+    thinking block before the answer, with an empty signature (none is made up); sent back on the
+    next turn, it is dropped, and the strict fake (which refuses unknown message members) takes
+    the request."""
+    client = clients("oai")
+    fake = fakes["oai"]
+    params = dict(model=MODEL, max_tokens=2048, thinking=THINKING, tools=[TOOL])
+    messages = user("[[scenario:thinking]] Think, then check the weather.")
+    if stream:
+        with client.messages.stream(messages=messages, **params) as s:
+            events = [(e.type, getattr(e, "content_block", None)) for e in s]
+            first = s.get_final_message()
+        starts = [b.type for kind, b in events if kind == "content_block_start"]
+        assert starts == ["thinking", "tool_use"], events
+        assert not any(kind == "signature" for kind, _ in events), events
+    else:
+        first, _ = _create(client, False, messages=messages, **params)
+    seen = fake.model_requests()
+    assert len(seen) == 1, fake.summary()
+    assert_accepted(seen[0], fake)
+    assert json.loads(seen[0]["body"]).get("reasoning_effort") == "low"
+    assert [b.type for b in first.content] == ["thinking", "tool_use"], first.content
+    thinking = first.content[0]
+    assert thinking.thinking == (
+        f"The script for turn {seen[0]['n']} says what to do next; following it."
+    )
+    assert thinking.signature == "", thinking
+
+    call = first.content[1]
+    result = {"type": "tool_result", "tool_use_id": call.id, "content": "ok"}
+    messages = messages + [
+        {"role": "assistant", "content": [b.model_dump(exclude_none=True) for b in first.content]},
+        {"role": "user", "content": [result]},
+    ]
+    try:
+        second, second_id = _create(client, stream, messages=messages, **params)
+    except anthropic.APIStatusError as exc:
+        pytest.fail(
+            f"the echoed thinking block was refused: {exc.status_code} {exc.body}\n"
+            f"{fake.summary()}",
+            pytrace=False,
+        )
+    seen = fake.model_requests()
+    assert len(seen) == 2, fake.summary()
+    assert_accepted(seen[1], fake)
+    replayed = json.loads(seen[1]["body"])["messages"][1]
+    assert replayed["role"] == "assistant" and "reasoning_content" not in replayed, replayed
+    assert [b.type for b in second.content] == ["thinking", "text"], second.content
+    assert second.content[0].thinking.startswith(f"The script for turn {seen[1]['n']} ")
+    assert second.content[1].text == "tool result was: ok"
+    assert_journal(gw, second_id, "oai", stream=stream, usage=answered_usage("oai", seen[1]))
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["json", "stream"])
+def test_reasoning_goes_back_to_models_that_require_it(stream, clients, fakes):
+    """DeepSeek V4 refuses a tool loop whose earlier reasoning is missing: for it, the thinking
+    block Claude Code sends back becomes `reasoning_content` on the assistant message."""
+    client = clients("oai")
+    fake = fakes["oai"]
+    params = dict(model=REPLAY_MODEL, max_tokens=2048, thinking=THINKING, tools=[TOOL])
+    messages = user("[[scenario:thinking]] Think, then check the weather.")
+    first, _ = _create(client, stream, messages=messages, **params)
+    thinking, call = first.content
+    messages = messages + [
+        {"role": "assistant", "content": [b.model_dump(exclude_none=True) for b in first.content]},
+        {
+            "role": "user",
+            "content": [{"type": "tool_result", "tool_use_id": call.id, "content": "ok"}],
+        },
+    ]
+    second, _ = _create(client, stream, messages=messages, **params)
+    seen = fake.model_requests()
+    assert len(seen) == 2, fake.summary()
+    assert_accepted(seen[1], fake)
+    replayed = json.loads(seen[1]["body"])["messages"][1]
+    assert replayed["reasoning_content"] == thinking.thinking, replayed
+    assert second.content[-1].text == "tool result was: ok"
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["json", "stream"])
+def test_reasoning_and_chat_models_get_the_parameters_they_take(stream, clients, fakes):
+    """Claude Code sends thinking and may send temperature 1: a reasoning model gets
+    `reasoning_effort` and `max_completion_tokens` but no temperature, a chat model gets its
+    temperature but no `reasoning_effort`. The fake refuses each mismatch as OpenAI does."""
+    client = clients("oai")
+    fake = fakes["oai"]
+    # This SDK no longer offers `temperature`; older ones and Claude Code still send it.
+    common = dict(
+        max_tokens=2048, thinking=THINKING, extra_body={"temperature": 1}, messages=user("hi")
+    )
+    _create(client, stream, model=REASONING_MODEL, **common)
+    _create(client, stream, model=CHAT_MODEL, **common)
+    seen = fake.model_requests()
+    assert len(seen) == 2, fake.summary()
+    for record in seen:
+        assert_accepted(record, fake)
+    reasoning, chat = (json.loads(r["body"]) for r in seen)
+    assert reasoning["model"] == "o4-mini" and reasoning["reasoning_effort"] == "low"
+    assert reasoning["max_completion_tokens"] == 2048
+    assert "temperature" not in reasoning and "max_tokens" not in reasoning, reasoning
+    assert chat["model"] == "gpt-4.1" and chat["temperature"] == 1
+    assert "reasoning_effort" not in chat, chat
+
+
+def test_a_temperature_a_reasoning_model_would_ignore_is_refused(clients, fakes):
+    # Dropping it would change the answer without telling anyone: a 400 in the client's dialect.
+    with pytest.raises(anthropic.BadRequestError) as err:
+        clients("oai").messages.create(
+            model=REASONING_MODEL,
+            max_tokens=64,
+            extra_body={"temperature": 0.2},
+            messages=user("hi"),
+        )
+    assert_anthropic_error(err.value, 400, "invalid_request_error")
+    message = err.value.body["error"]["message"]
+    assert "temperature" in message and "o4-mini" in message, message
+    assert fakes["oai"].model_requests() == [], fakes["oai"].summary()
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["json", "stream"])
 @pytest.mark.parametrize("provider", ALL)
 def test_cache_tokens_reach_the_journal(provider, stream, clients, fakes, gw):
     """A prompt with a cache breakpoint: whatever cache use the provider reports is recorded and
@@ -765,3 +893,176 @@ def test_first_provider_is_the_default(clients, bedrock_fake, vertex_fake, opena
     assert journal.get("provider") == "bedrock", journal
     assert (journal.get("input_tokens"), journal.get("output_tokens")) == (120, 30), journal
     assert isinstance(journal.get("cost_nanos"), int) and journal["cost_nanos"] > 0, journal
+
+
+# --- OpenAI client, OpenAI-dialect upstream: the body passes through ---------------------------
+
+# Fields the Anthropic form cannot carry; a pass-through must deliver every one unchanged.
+OPENAI_ONLY_FIELDS: dict[str, Any] = {
+    "logprobs": True,
+    "top_logprobs": 2,
+    "n": 2,
+    "seed": 7,
+    "response_format": {
+        "type": "json_schema",
+        "json_schema": {"name": "w", "schema": {"type": "object"}, "strict": True},
+    },
+    "tools": [
+        {
+            "type": "function",
+            "function": {
+                "name": "get_weather",
+                "parameters": {"type": "object", "properties": {"city": {"type": "string"}}},
+            },
+        }
+    ],
+    "tool_choice": "required",
+    "parallel_tool_calls": False,
+}
+
+
+@pytest.fixture(scope="module")
+def oai_client(gw, key):
+    import openai
+
+    client = openai.OpenAI(
+        api_key=key["key"],
+        base_url=f"{gw.url}/v1",
+        max_retries=0,
+        timeout=30.0,
+        default_headers={"x-tollgate-provider": "oai"},
+        http_client=openai.DefaultHttpxClient(trust_env=False),
+    )
+    yield client
+    client.close()
+
+
+def test_openai_client_body_passes_through(oai_client, fakes, gw):
+    fake = fakes["oai"]
+    messages = [{"role": "user", "content": "[[say:passed through]] hi"}]
+    raw = oai_client.chat.completions.with_raw_response.create(
+        model=MODEL, messages=messages, **OPENAI_ONLY_FIELDS
+    )
+    record = only_model_request(fake, gw)
+    assert_accepted(record, fake)
+    sent = json.loads(record["body"])
+    assert sent == {"model": PROVIDER_IDS["oai"], "messages": messages, **OPENAI_ONLY_FIELDS}, sent
+
+    # The upstream's answer, untouched: its id, its model, both choices, the log probabilities.
+    answer = json.loads(raw.http_response.content)
+    assert answer["id"] == f"chatcmpl-mock{record['n']}", answer["id"]
+    assert answer["model"] == PROVIDER_IDS["oai"], answer["model"]
+    completion = raw.parse()
+    assert [c.index for c in completion.choices] == [0, 1]
+    assert all(c.message.content == "passed through" for c in completion.choices)
+    tokens = completion.choices[0].logprobs.content
+    assert "".join(t.token for t in tokens) == "passed through", tokens
+    assert all(len(t.top_logprobs) == 1 for t in tokens), tokens
+    assert completion.usage.prompt_tokens == record["usage"]["prompt_tokens"]
+    assert_journal(
+        gw,
+        raw.headers.get("x-tollgate-request-id"),
+        "oai",
+        stream=False,
+        usage=answered_usage("oai", record),
+    )
+
+
+@pytest.mark.parametrize("include_usage", [False, True], ids=["no-usage", "usage"])
+def test_openai_client_stream_passes_through(include_usage, oai_client, fakes, gw):
+    """The gateway asks for usage to meter the stream; a client that did not ask gets exactly
+    the stream it would get direct, without the usage chunk."""
+    fake = fakes["oai"]
+    extra = {"stream_options": {"include_usage": True}} if include_usage else {}
+    stream = oai_client.chat.completions.with_raw_response.create(
+        model=MODEL,
+        messages=[{"role": "user", "content": "[[say:streamed through]] hi"}],
+        stream=True,
+        logprobs=True,
+        n=2,
+        **extra,
+    )
+    request_id = stream.headers.get("x-tollgate-request-id")
+    chunks = list(stream.parse())
+    record = only_model_request(fake, gw)
+    assert_accepted(record, fake)
+    sent = json.loads(record["body"])
+    assert sent["stream_options"] == {"include_usage": True}, sent
+    assert sent["n"] == 2 and sent["logprobs"] is True, sent
+    assert record["usage_reported"] is True
+
+    for i in (0, 1):
+        text = "".join(
+            c.delta.content or "" for ch in chunks for c in ch.choices if c.index == i
+        )
+        assert text == "streamed through", (i, chunks)
+    assert any(c.logprobs for ch in chunks for c in ch.choices), chunks
+    assert all(ch.model == PROVIDER_IDS["oai"] for ch in chunks)
+    if include_usage:
+        assert chunks[-1].choices == [] and chunks[-1].usage.completion_tokens == 30
+    else:
+        assert all(ch.choices for ch in chunks), chunks[-1]
+        assert all(getattr(ch, "usage", None) is None for ch in chunks)
+    assert_journal(gw, request_id, "oai", stream=True, usage=answered_usage("oai", record))
+
+
+def test_openai_stream_without_usage_has_no_usage_member(gw, key, fakes):
+    # The SDK reads a missing member and `"usage": null` alike; the bytes tell them apart.
+    response = httpx2.post(
+        f"{gw.url}/v1/chat/completions",
+        headers={"authorization": f"Bearer {key['key']}", "x-tollgate-provider": "oai"},
+        json={"model": MODEL, "stream": True, "messages": [{"role": "user", "content": "hi"}]},
+        timeout=30.0,
+    )
+    assert response.status_code == 200, response.text
+    record = only_model_request(fakes["oai"], gw)
+    assert json.loads(record["body"])["stream_options"] == {"include_usage": True}
+    assert "usage" not in response.text, response.text
+    assert response.text.endswith("data: [DONE]\n\n"), response.text[-200:]
+
+
+def test_openai_only_fields_towards_an_anthropic_upstream_are_refused(gw, key, fakes):
+    """Only a conversion would lose `n`: towards Bedrock the client gets a 400 naming it."""
+    import openai
+
+    with openai.OpenAI(
+        api_key=key["key"],
+        base_url=f"{gw.url}/v1",
+        max_retries=0,
+        default_headers={"x-tollgate-provider": "bedrock"},
+        http_client=openai.DefaultHttpxClient(trust_env=False),
+    ) as client:
+        with pytest.raises(openai.BadRequestError) as err:
+            client.chat.completions.create(
+                model=MODEL, messages=[{"role": "user", "content": "hi"}], n=2
+            )
+    assert err.value.body["type"] == "invalid_request_error", err.value.body
+    assert "n" in err.value.body["message"], err.value.body
+    assert fakes["bedrock"].model_requests() == []
+
+
+def test_a_policy_clamp_reaches_a_passed_through_body(configured_gateway_factory, openai_fake):
+    import openai
+
+    config = gateway_toml(
+        providers=[openai_provider(openai_fake)],
+        models=[{"name": MODEL, "providers": {"oai": PROVIDER_IDS["oai"]}}],
+    )
+    config += '\n[[policies]]\nscope = "org"\nmax_tokens = { ceiling = 50, action = "clamp" }\n'
+    clamped = configured_gateway_factory(config)
+    key = clamped.create_key("alice", "platform", name="clamp")
+    with openai.OpenAI(
+        api_key=key["key"],
+        base_url=f"{clamped.url}/v1",
+        max_retries=0,
+        http_client=openai.DefaultHttpxClient(trust_env=False),
+    ) as client:
+        hi = [{"role": "user", "content": "hi"}]
+        client.chat.completions.create(model=MODEL, messages=hi, max_completion_tokens=500)
+        client.chat.completions.create(model=MODEL, messages=hi, max_tokens=20, n=2)
+        client.chat.completions.create(model=MODEL, messages=hi)
+    bodies = [json.loads(r["body"]) for r in openai_fake.model_requests()]
+    assert bodies[0]["max_completion_tokens"] == 50, bodies[0]
+    # Below the ceiling, and a body only the pass-through can carry: as the client sent it.
+    assert bodies[1]["max_tokens"] == 20 and bodies[1]["n"] == 2, bodies[1]
+    assert bodies[2]["max_completion_tokens"] == 50, bodies[2]

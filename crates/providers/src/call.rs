@@ -203,12 +203,15 @@ fn check_fields(c: &ProviderConfig) -> Result<(), ProviderConfigError> {
         ("access_key_id", c.access_key_id.is_some()),
         ("secret_access_key", c.secret_access_key.is_some()),
         ("session_token", c.session_token.is_some()),
+        ("credentials", c.credentials.is_some()),
+        ("profile", c.profile.is_some()),
         ("project", c.project.is_some()),
         ("credentials_file", c.credentials_file.is_some()),
         ("credentials_json", c.credentials_json.is_some()),
         ("deployment", c.deployment.is_some()),
         ("api_version", c.api_version.is_some()),
         ("betas", !c.betas.is_empty()),
+        ("model_quirks", !c.model_quirks.is_empty()),
         ("ttfb_ms", c.ttfb_ms.is_some()),
         ("tokens_per_second", c.tokens_per_second.is_some()),
         ("output_tokens", c.output_tokens.is_some()),
@@ -229,6 +232,8 @@ fn check_fields(c: &ProviderConfig) -> Result<(), ProviderConfigError> {
             "secret_access_key",
             "session_token",
             "api_key",
+            "credentials",
+            "profile",
             "betas",
         ],
         ProviderKind::Vertex => &[
@@ -239,8 +244,16 @@ fn check_fields(c: &ProviderConfig) -> Result<(), ProviderConfigError> {
             "credentials_json",
             "betas",
         ],
-        ProviderKind::Openai | ProviderKind::OpenaiCompatible => &["base_url", "api_key"],
-        ProviderKind::AzureOpenai => &["endpoint", "deployment", "api_version", "api_key"],
+        ProviderKind::Openai | ProviderKind::OpenaiCompatible => {
+            &["base_url", "api_key", "model_quirks"]
+        }
+        ProviderKind::AzureOpenai => &[
+            "endpoint",
+            "deployment",
+            "api_version",
+            "api_key",
+            "model_quirks",
+        ],
         ProviderKind::Simulator => &[
             "ttfb_ms",
             "tokens_per_second",

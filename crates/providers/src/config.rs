@@ -4,6 +4,7 @@ use serde::Deserialize;
 use std::collections::BTreeMap;
 
 use crate::betas::BetaAction;
+use crate::quirks::QuirkRule;
 
 /// Which API an upstream speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -82,6 +83,13 @@ pub struct ProviderConfig {
     /// Bedrock: session token of temporary credentials.
     #[serde(default)]
     pub session_token: Option<String>,
+    /// Bedrock: `"chain"` looks credentials up as the AWS SDKs do (environment, web identity,
+    /// shared-file profile, container, EC2 instance metadata), cached and renewed before expiry.
+    #[serde(default)]
+    pub credentials: Option<String>,
+    /// Bedrock: a profile of the shared AWS credentials and config files.
+    #[serde(default)]
+    pub profile: Option<String>,
     /// Vertex: Google Cloud project id (required).
     #[serde(default)]
     pub project: Option<String>,
@@ -101,6 +109,10 @@ pub struct ProviderConfig {
     /// (`[providers.betas] "flag" = "drop" | "forward" | { map = "other" }`).
     #[serde(default)]
     pub betas: BTreeMap<String, BetaAction>,
+    /// OpenAI kinds: per-provider rules added to the built-in model table, by model-id prefix
+    /// (`[providers.model_quirks] "my-deployment" = { reasoning_effort = true, sampling = false }`).
+    #[serde(default)]
+    pub model_quirks: BTreeMap<String, QuirkRule>,
     /// Simulator: delay before the response head, in milliseconds.
     #[serde(default)]
     pub ttfb_ms: Option<u64>,
@@ -146,12 +158,15 @@ impl Default for ProviderConfig {
             access_key_id: None,
             secret_access_key: None,
             session_token: None,
+            credentials: None,
+            profile: None,
             project: None,
             credentials_file: None,
             credentials_json: None,
             deployment: None,
             api_version: None,
             betas: BTreeMap::new(),
+            model_quirks: BTreeMap::new(),
             ttfb_ms: None,
             tokens_per_second: None,
             output_tokens: None,
@@ -188,6 +203,8 @@ impl std::fmt::Debug for ProviderConfig {
                 "session_token",
                 &self.session_token.as_ref().map(|_| "<redacted>"),
             )
+            .field("credentials", &self.credentials)
+            .field("profile", &self.profile)
             .field("project", &self.project)
             .field("credentials_file", &self.credentials_file)
             .field(
@@ -197,6 +214,7 @@ impl std::fmt::Debug for ProviderConfig {
             .field("deployment", &self.deployment)
             .field("api_version", &self.api_version)
             .field("betas", &self.betas)
+            .field("model_quirks", &self.model_quirks)
             .field("ttfb_ms", &self.ttfb_ms)
             .field("tokens_per_second", &self.tokens_per_second)
             .field("output_tokens", &self.output_tokens)

@@ -15,6 +15,8 @@
 //!   configurable latency, errors and cut streams (`settings`, `cache`, `response`, `body`).
 //! - `body`: [`ResponseBody`], the answer body of any upstream (network or simulator).
 //! - `betas`: which `anthropic-beta` values each provider kind receives (`data/betas.toml`).
+//! - `quirks`: which Chat Completions parameters each OpenAI-dialect model takes
+//!   (`data/openai_models.toml`).
 
 pub mod anthropic;
 pub mod bedrock;
@@ -25,6 +27,7 @@ pub mod client;
 pub mod config;
 pub mod forward;
 pub mod openai;
+pub mod quirks;
 pub mod simulator;
 pub mod vertex;
 
@@ -37,5 +40,6 @@ pub use call::{Dialect, Operation, ProviderError, Upstream, UpstreamCall, build,
 pub use client::{UpstreamBody, UpstreamClient, UpstreamClientOptions};
 pub use config::{ProviderConfig, ProviderKind};
 pub use openai::OpenAiUpstream;
+pub use quirks::{QuirkRule, QuirkTable, QuirkTableError};
 pub use simulator::{SimulatorHandle, SimulatorSettings, SimulatorUpstream};
 pub use vertex::VertexUpstream;

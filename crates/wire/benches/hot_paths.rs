@@ -52,6 +52,7 @@ fn bench(c: &mut Criterion) {
     g.finish();
     let opts = ConvertOptions {
         target_model: "gpt-x".into(),
+        ..Default::default()
     };
     let mut g = c.benchmark_group("chat");
     g.throughput(Throughput::Bytes(LARGE.len() as u64));

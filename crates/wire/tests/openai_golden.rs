@@ -95,6 +95,7 @@ fn check_sse(expected_name: &str, actual: &[u8]) {
 fn opts(model: &str) -> ConvertOptions {
     ConvertOptions {
         target_model: model.into(),
+        ..Default::default()
     }
 }
 

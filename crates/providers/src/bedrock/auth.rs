@@ -1,4 +1,5 @@
-//! Bedrock credentials: SigV4 with AWS keys, or a Bedrock API key.
+//! Bedrock credentials: SigV4 with AWS keys (configured, from the environment, from a profile of
+//! the shared files, or looked up by the standard chain in `chain`), or a Bedrock API key.
 //!
 //! Signing goes through `aws-sigv4` with its default settings, which canonicalise exactly as
 //! botocore does for `bedrock-runtime`: the path double-encoded (`%3A` in the URL is `%253A` in
@@ -14,7 +15,12 @@ use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings, si
 use aws_sigv4::sign::v4;
 use http::header::AUTHORIZATION;
 use http::{HeaderMap, HeaderName, HeaderValue, Uri};
+use std::sync::Arc;
 use std::time::SystemTime;
+
+mod chain;
+
+pub use chain::{ChainEnv, CredentialCache, Source};
 
 /// SigV4 signing name of the Bedrock runtime API.
 pub const SIGNING_NAME: &str = "bedrock";
@@ -29,6 +35,9 @@ pub enum BedrockAuth {
     SigV4(Credentials),
     /// A Bedrock API key: `Authorization: Bearer <key>`, no signature.
     ApiKey(HeaderValue),
+    /// Temporary credentials looked up (container, instance metadata, web identity) and renewed
+    /// before they expire.
+    Chain(Arc<CredentialCache>),
 }
 
 impl std::fmt::Debug for BedrockAuth {
@@ -40,6 +49,7 @@ impl std::fmt::Debug for BedrockAuth {
                 .field("session_token", &c.session_token().is_some())
                 .finish_non_exhaustive(),
             BedrockAuth::ApiKey(_) => f.write_str("ApiKey(<redacted>)"),
+            BedrockAuth::Chain(cache) => f.debug_tuple("Chain").field(cache).finish(),
         }
     }
 }
@@ -55,6 +65,31 @@ impl BedrockAuth {
         let secret = non_empty(&c.secret_access_key);
         let token = non_empty(&c.session_token);
         let api_key = non_empty(&c.api_key);
+        if let Some(source) = lookup_source(c)? {
+            if key_id.is_some() || secret.is_some() || token.is_some() || api_key.is_some() {
+                return Err(config_error(
+                    c,
+                    if c.profile.is_some() {
+                        "profile"
+                    } else {
+                        "credentials"
+                    },
+                    "cannot be combined with access_key_id/secret_access_key/session_token or api_key",
+                ));
+            }
+            let region = non_empty(&c.region).unwrap_or_default();
+            let chain_env = ChainEnv::read(env);
+            return match source {
+                // Keys in a file do not expire: read once, so a missing profile stops the start.
+                Source::Profile(_) => match chain::profile_credentials(&chain_env, &source) {
+                    Ok(creds) => Ok(BedrockAuth::SigV4(creds)),
+                    Err(e) => Err(config_error(c, "profile", e.0)),
+                },
+                Source::Chain => Ok(BedrockAuth::Chain(Arc::new(CredentialCache::new(
+                    source, region, chain_env,
+                )))),
+            };
+        }
         match (key_id, secret, api_key) {
             (Some(_), Some(_), Some(_)) => Err(config_error(
                 c,
@@ -96,8 +131,9 @@ impl BedrockAuth {
     }
 
     /// Adds the credential to `headers`: a signature over method, URI, `headers` and `body`,
-    /// or the API key.
-    pub fn authorize(
+    /// or the API key. Looked-up credentials are fetched first when none are cached or they
+    /// are about to expire.
+    pub async fn authorize(
         &self,
         name: &str,
         region: &str,
@@ -112,7 +148,41 @@ impl BedrockAuth {
                 Ok(())
             }
             BedrockAuth::SigV4(creds) => sign_headers(name, creds, region, uri, headers, body, now),
+            BedrockAuth::Chain(cache) => {
+                let creds = cache.get(SystemTime::now()).await.map_err(|e| {
+                    ProviderError::retryable(format!("bedrock '{name}': AWS credentials: {e}"))
+                })?;
+                sign_headers(name, &creds, region, uri, headers, body, now)
+            }
         }
+    }
+}
+
+/// `credentials = "chain"` or `profile = "…"`, when the entry asks for a lookup.
+fn lookup_source(c: &ProviderConfig) -> Result<Option<Source>, ProviderConfigError> {
+    match (non_empty(&c.credentials), non_empty(&c.profile)) {
+        (Some(_), Some(_)) => Err(config_error(
+            c,
+            "profile",
+            "cannot be combined with credentials = \"chain\" (the chain reads AWS_PROFILE)",
+        )),
+        (Some("chain"), None) => Ok(Some(Source::Chain)),
+        (Some(other), None) => Err(config_error(
+            c,
+            "credentials",
+            format!("\"{other}\" is not a credential source (the one accepted is \"chain\")"),
+        )),
+        (None, Some(p)) => Ok(Some(Source::Profile(p.to_string()))),
+        (None, None) if c.credentials.is_some() || c.profile.is_some() => Err(config_error(
+            c,
+            if c.profile.is_some() {
+                "profile"
+            } else {
+                "credentials"
+            },
+            "must not be empty",
+        )),
+        (None, None) => Ok(None),
     }
 }
 

@@ -98,14 +98,16 @@ impl BedrockUpstream {
         now: SystemTime,
     ) -> Result<Request<UpstreamBody>, ProviderError> {
         let (uri, mut headers) = request::target(&self.name, &self.base, call)?;
-        self.auth.authorize(
-            &self.name,
-            &self.region,
-            &uri,
-            &mut headers,
-            &call.body,
-            now,
-        )?;
+        self.auth
+            .authorize(
+                &self.name,
+                &self.region,
+                &uri,
+                &mut headers,
+                &call.body,
+                now,
+            )
+            .await?;
         request::assemble(&self.name, uri, headers, call.body.clone())
     }
 }

@@ -19,8 +19,10 @@ use crate::anthropic::ProviderConfigError;
 use crate::call::{BaseUrl, Operation, ProviderError, UpstreamCall, config_error, non_empty};
 use crate::client::UpstreamBody;
 use crate::config::{ProviderConfig, ProviderKind};
+use crate::quirks::QuirkTable;
 use http::{Method, Request};
 use http_body_util::Full;
+use tollgate_wire::openai::ModelQuirks;
 
 pub use auth::API_KEY;
 pub use request::Target;
@@ -40,6 +42,7 @@ pub struct OpenAiUpstream {
     kind: ProviderKind,
     target: Target,
     auth: auth::OpenAiAuth,
+    quirks: std::sync::Arc<QuirkTable>,
 }
 
 impl std::fmt::Debug for OpenAiUpstream {
@@ -49,6 +52,7 @@ impl std::fmt::Debug for OpenAiUpstream {
             .field("kind", &self.kind)
             .field("target", &self.target)
             .field("auth", &self.auth)
+            .field("quirks", &self.quirks.revision())
             .finish()
     }
 }
@@ -108,17 +112,27 @@ impl OpenAiUpstream {
                 ));
             }
         };
+        let mut quirks = QuirkTable::builtin();
+        quirks
+            .apply_overrides(&config.model_quirks)
+            .map_err(|e| config_error(config, "model_quirks", e.0))?;
         Ok(Self {
             name: config.name.clone(),
             kind: config.kind,
             target,
             auth: auth::OpenAiAuth::from_config(config)?,
+            quirks: std::sync::Arc::new(quirks),
         })
     }
 
     /// `openai`, `azure-openai` or `openai-compatible`.
     pub fn kind(&self) -> ProviderKind {
         self.kind
+    }
+
+    /// Which Chat Completions parameters `model` (a model id or Azure deployment) takes.
+    pub fn quirks(&self, model: &str) -> ModelQuirks {
+        self.quirks.lookup(model)
     }
 
     /// Where calls go.

@@ -50,6 +50,14 @@ impl Target {
         }
     }
 
+    /// The Azure deployment every call goes to, when the entry configures one.
+    pub fn deployment(&self) -> Option<&str> {
+        match self {
+            Target::Azure { deployment, .. } => deployment.as_deref(),
+            Target::Fixed(_) => None,
+        }
+    }
+
     /// The URL of one call; `None` when Azure has neither a configured deployment nor a model.
     pub fn url(&self, model: &str) -> Option<String> {
         match self {

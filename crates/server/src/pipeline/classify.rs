@@ -68,8 +68,17 @@ pub fn attribution(h: &HeaderMap) -> Attribution {
 /// Runs the classify phase.
 pub fn classify(mut auth: Authenticated) -> Result<Classified, GatewayError> {
     let mut client = normalize(&mut auth.accepted)?;
-    let facts =
+    let mut facts =
         read_request(&auth.accepted.body).map_err(|e| GatewayError::invalid(e.to_string()))?;
+    if client.unconvertible.is_some() {
+        // Still the Chat body: its output limit may carry the other name, and admission needs
+        // one (what the conversion would have defaulted to).
+        let limit: ChatLimit = serde_json::from_slice(&auth.accepted.body).unwrap_or_default();
+        facts.max_tokens = limit
+            .max_completion_tokens
+            .or(limit.max_tokens)
+            .or(Some(tollgate_wire::openai::DEFAULT_MAX_TOKENS));
+    }
     if facts.model.is_none() {
         return Err(GatewayError::invalid("model: field required"));
     }
@@ -93,6 +102,14 @@ struct StreamOptions {
 }
 
 #[derive(serde::Deserialize, Default)]
+struct ChatLimit {
+    #[serde(default)]
+    max_completion_tokens: Option<u64>,
+    #[serde(default)]
+    max_tokens: Option<u64>,
+}
+
+#[derive(serde::Deserialize, Default)]
 struct OpenAiHead {
     #[serde(default)]
     stream_options: Option<StreamOptions>,
@@ -107,6 +124,8 @@ fn normalize(a: &mut super::accept::Accepted) -> Result<ClientSide, GatewayError
             dialect: ClientDialect::Anthropic,
             model: String::new(),
             include_usage: false,
+            chat_body: None,
+            unconvertible: None,
         },
         Ingress::OpenAi => {
             let head = read_request(&a.body).map_err(|e| invalid(&e))?;
@@ -114,17 +133,29 @@ fn normalize(a: &mut super::accept::Accepted) -> Result<ClientSide, GatewayError
                 .model
                 .ok_or_else(|| GatewayError::invalid("model: field required"))?;
             let opts: OpenAiHead = serde_json::from_slice(&a.body).unwrap_or_default();
-            a.body = chat_to_messages_request(
+            let original = a.body.clone();
+            // A body the Anthropic form cannot carry (`n`, `logprobs`, …) can still go to an
+            // OpenAI-dialect upstream unchanged: the refusal waits until a target needs the
+            // conversion, and the rest of the pipeline reads the Chat body's own facts.
+            let unconvertible = match chat_to_messages_request(
                 &a.body,
                 &ConvertOptions {
                     target_model: model.clone(),
+                    ..Default::default()
                 },
-            )
-            .map_err(|e| invalid(&e))?;
+            ) {
+                Ok(body) => {
+                    a.body = body;
+                    None
+                }
+                Err(e) => Some(e.to_string()),
+            };
             ClientSide {
                 dialect: ClientDialect::OpenAi,
                 model,
                 include_usage: opts.stream_options.is_some_and(|o| o.include_usage),
+                chat_body: Some(original),
+                unconvertible,
             }
         }
         Ingress::Bedrock { model, stream } => {
@@ -157,6 +188,8 @@ fn normalize(a: &mut super::accept::Accepted) -> Result<ClientSide, GatewayError
                 dialect: ClientDialect::Bedrock,
                 model,
                 include_usage: false,
+                chat_body: None,
+                unconvertible: None,
             }
         }
         Ingress::Vertex { model, stream } => {
@@ -178,6 +211,8 @@ fn normalize(a: &mut super::accept::Accepted) -> Result<ClientSide, GatewayError
                 dialect: ClientDialect::Vertex,
                 model: model.unwrap_or_default(),
                 include_usage: false,
+                chat_body: None,
+                unconvertible: None,
             }
         }
     };

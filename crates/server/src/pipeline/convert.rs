@@ -50,10 +50,12 @@ pub fn request_body(
             .map(|v| v.body)
             .map_err(|e| invalid(&e)),
         Upstream::OpenAi(_) if count_tokens => Err(not_offered("the OpenAI-dialect")),
-        Upstream::OpenAi(_) => messages_to_chat_request(
+        Upstream::OpenAi(u) => messages_to_chat_request(
             anthropic_body,
             &ConvertOptions {
                 target_model: model_id.to_string(),
+                // Azure names the deployment, not the model, when the entry configures one.
+                quirks: u.quirks(u.target().deployment().unwrap_or(model_id)),
             },
         )
         .map_err(|e| invalid(&e)),

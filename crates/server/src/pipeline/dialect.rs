@@ -50,6 +50,10 @@ pub struct ClientSide {
     pub model: String,
     /// OpenAI clients get a usage chunk only when they asked for one.
     pub include_usage: bool,
+    /// OpenAI clients: the body as sent, which an OpenAI-dialect upstream gets unconverted.
+    pub chat_body: Option<Bytes>,
+    /// Why the body has no Anthropic form; only an OpenAI-dialect upstream can take it then.
+    pub unconvertible: Option<String>,
 }
 
 /// Renders a gateway-made error in the client's dialect.

@@ -41,6 +41,7 @@ use tollgate_routing::{
 };
 use tollgate_wire::anthropic::read_response;
 use tollgate_wire::headers::{ANTHROPIC_BETA, HOP_BY_HOP, REQUEST_ID};
+use tollgate_wire::openai::ChatStreamWatch;
 use tollgate_wire::sse::SseScanner;
 
 /// Non-streaming upstream answers larger than this are refused rather than buffered.
@@ -74,6 +75,16 @@ struct Request<'a> {
     provider_lists: &'a [(String, Vec<String>)],
     /// The caller, whose team or workspace may have its own provider credentials.
     principal: &'a tollgate_govern::Principal,
+    /// The output limit a policy clamped the request to, applied to pass-through bodies too.
+    clamp: Option<u64>,
+}
+
+impl Request<'_> {
+    /// Whether `target` gets the client's own body: an OpenAI client before an OpenAI-dialect
+    /// upstream.
+    fn passthrough(&self, target: &Upstream) -> bool {
+        self.client.chat_body.is_some() && matches!(target, Upstream::OpenAi(_))
+    }
 }
 
 /// An attempt's time limits once route, target and server defaults are combined.
@@ -129,6 +140,7 @@ pub async fn forward(
     routed: Routed,
 ) -> Result<Response<Body>, GatewayError> {
     let plan = routed.plan;
+    let clamped = routed.admitted.clamped_from.is_some();
     let provider_lists = routed.admitted.provider_lists;
     let classified = routed.admitted.classified;
     let requested = classified.facts.model.clone().unwrap_or_default();
@@ -140,6 +152,7 @@ pub async fn forward(
         stream: classified.facts.stream,
         provider_lists: &provider_lists,
         principal: &classified.auth.principal,
+        clamp: classified.facts.max_tokens.filter(|_| clamped),
     };
     rec.set_route(plan.route.as_deref(), plan.affinity);
     let available = |i: usize| {
@@ -425,16 +438,25 @@ impl Turn<'_, '_> {
             }
             rec.set_request_id_header(h);
         }
-        let (encode, content_type) = dialect::stream_encoder(r.client);
+        let (encode, content_type) = if r.passthrough(target) {
+            (None, None)
+        } else {
+            dialect::stream_encoder(r.client)
+        };
         if let (Some(h), Some(ct)) = (out.headers_mut(), content_type) {
             h.insert(http::header::CONTENT_TYPE, ct);
             h.remove(http::header::CONTENT_LENGTH);
         }
         rec.mark_first_byte();
-        let decode = convert::stream_decoder(target, r.client.model.as_str(), rec.id());
         let mut relay = StreamRelay::new(body, rec.detach(), limits.idle, parts.status.as_u16())
-            .with_transforms(decode, encode)
             .with_prefix(held);
+        relay = if r.passthrough(target) {
+            // The gateway asked for usage only if the client had not.
+            relay.with_chat_watch(ChatStreamWatch::new(!r.client.include_usage))
+        } else {
+            let decode = convert::stream_decoder(target, r.client.model.as_str(), rec.id());
+            relay.with_transforms(decode, encode)
+        };
         if let Some(lease) = self.lease.take() {
             relay = relay.with_lease(lease);
         }
@@ -521,6 +543,11 @@ async fn prepare<'a>(
     // A credential stored for the caller's team, workspace or org replaces the configured one.
     let own = r.state.vault.upstream(attempt.name(), r.principal);
     let upstream = own.as_deref().unwrap_or(attempt.upstream());
+    if let Some(why) = &r.client.unconvertible
+        && !r.passthrough(upstream)
+    {
+        return Err(Unready::Unsupported(GatewayError::invalid(why.clone())));
+    }
     let mut req = match upstream {
         Upstream::Simulator(_) => {
             return Ok(Outgoing::Simulated {
@@ -541,12 +568,44 @@ async fn prepare<'a>(
                     "cannot build upstream request: {e}"
                 )))
             })?,
+        Upstream::OpenAi(up) if r.passthrough(upstream) => {
+            prepare_passthrough(r, up, model_id).await?
+        }
         other => prepare_converted(r.state, other, a, model_id, r.stream).await?,
     };
     for (name, value) in &attempt.overrides.headers {
         req.headers_mut().insert(name.clone(), value.clone());
     }
     Ok(Outgoing::Http(req))
+}
+
+/// Builds the request for an OpenAI client's own body to an OpenAI-dialect upstream: only the
+/// model id (and a stream's usage request, and a policy's clamp) change.
+async fn prepare_passthrough(
+    r: &Request<'_>,
+    upstream: &tollgate_providers::OpenAiUpstream,
+    model_id: &str,
+) -> Result<http::Request<UpstreamBody>, Unready> {
+    let original = r.client.chat_body.as_ref().map_or(&[][..], |b| &b[..]);
+    let body = tollgate_wire::openai::chat_passthrough_request(original, model_id, r.clamp)
+        .map_err(|e| Unready::Request(GatewayError::invalid(e.to_string())))?
+        .body;
+    let call = UpstreamCall {
+        operation: Operation::Messages,
+        stream: r.stream,
+        model: model_id,
+        body,
+        client_headers: &r.accepted.headers,
+        betas: &[],
+    };
+    upstream.prepare(&call).await.map_err(|e| {
+        let message = format!("provider '{}': {e}", upstream.name);
+        if e.retryable {
+            Unready::Target(GatewayError::bad_gateway(message))
+        } else {
+            Unready::Unsupported(GatewayError::not_found(message))
+        }
+    })
 }
 
 /// Builds the request for an upstream of another dialect: beta filtering, body conversion,
@@ -821,6 +880,28 @@ fn relay_whole(
     let client_model = r.client.model.as_str();
     let same_dialect = target.dialect() == Dialect::Anthropic;
     let status = parts.status;
+    let credentials_refused = status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN;
+    if r.passthrough(target) && !credentials_refused {
+        // Same dialect: the answer, error or not, is the upstream's own bytes.
+        let facts = tollgate_wire::openai::chat_response_facts(&bytes);
+        let mut out = Response::builder().status(status);
+        if let Some(h) = out.headers_mut() {
+            if let Some(v) = parts.headers.get(http::header::RETRY_AFTER) {
+                h.insert(http::header::RETRY_AFTER, v.clone());
+            }
+            h.insert(
+                http::header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
+            rec.set_request_id_header(h);
+        }
+        rec.mark_first_byte();
+        rec.capture_response(&bytes);
+        rec.finish_response(status.as_u16(), &facts, bytes.len() as u64, None);
+        return out
+            .body(Body::from(bytes))
+            .map_err(|e| GatewayError::bad_gateway(format!("invalid upstream response: {e}")));
+    }
     let mut out = Response::builder().status(status);
     if let Some(h) = out.headers_mut() {
         if same_dialect {

@@ -22,7 +22,17 @@ use tokio::time::{Instant, Sleep};
 use tollgate_providers::ResponseBody;
 use tollgate_routing::Lease;
 use tollgate_wire::anthropic::{StreamWatch, error_event};
+use tollgate_wire::openai::{ChatStreamWatch, openai_error_body};
 use tollgate_wire::sse::SseScanner;
+
+/// OpenAI's error `type` for the gateway's own stream failures.
+fn openai_kind(anthropic_kind: &str) -> &'static str {
+    match anthropic_kind {
+        "rate_limit_error" => "rate_limit_error",
+        "invalid_request_error" => "invalid_request_error",
+        _ => "server_error",
+    }
+}
 
 /// Rewrites a byte stream from one framing to another, incrementally. Incomplete input is kept
 /// for the next call, never an error.
@@ -50,6 +60,9 @@ pub struct StreamRelay {
     lease: Option<Lease>,
     decode: Option<Box<dyn StreamTransform>>,
     encode: Option<Box<dyn StreamTransform>>,
+    /// A Chat Completions stream for a Chat client: watched in its own dialect instead of the
+    /// scanner, and passed on as it is.
+    chat: Option<ChatStreamWatch>,
     scanner: SseScanner,
     watch: StreamWatch,
     recorder: Recorder,
@@ -70,6 +83,7 @@ impl StreamRelay {
             lease: None,
             decode: None,
             encode: None,
+            chat: None,
             scanner: SseScanner::new(),
             watch: StreamWatch::default(),
             recorder,
@@ -89,6 +103,13 @@ impl StreamRelay {
     ) -> Self {
         self.decode = decode;
         self.encode = encode;
+        self
+    }
+
+    /// Relays a Chat Completions stream to a Chat client unconverted, reading usage, the end and
+    /// errors in that dialect.
+    pub fn with_chat_watch(mut self, watch: ChatStreamWatch) -> Self {
+        self.chat = Some(watch);
         self
     }
 
@@ -128,6 +149,10 @@ impl StreamRelay {
 
     /// One upstream chunk: decoded, watched, encoded for the client, recorded.
     fn on_data(&mut self, data: Bytes) -> Frame<Bytes> {
+        if let Some(chat) = self.chat.as_mut() {
+            let out = chat.feed(data, &mut self.watch.facts);
+            return self.hand_on(out);
+        }
         let anthropic = match self.decode.as_mut() {
             None => data,
             Some(dec) => match dec.feed(&data) {
@@ -141,6 +166,11 @@ impl StreamRelay {
         let watch = &mut self.watch;
         self.scanner.feed(&anthropic, |ev| watch.observe(&ev));
         let out = self.encode_for_client(anthropic);
+        self.hand_on(out)
+    }
+
+    /// Counts and records what goes to the client; settles once the message is complete.
+    fn hand_on(&mut self, out: Bytes) -> Frame<Bytes> {
         self.bytes_out += out.len() as u64;
         self.recorder.capture_response(&out);
         if self.watch.facts.complete {
@@ -151,7 +181,13 @@ impl StreamRelay {
 
     /// Ends the stream with an error in the client's dialect, recording why.
     fn fail(&mut self, kind: &str, message: String) -> Frame<Bytes> {
-        let mut frame = self.encode_for_client(error_event(kind, &message)).to_vec();
+        let mut frame = if self.chat.is_some() {
+            // How OpenAI itself reports a failure inside a stream.
+            let body = openai_error_body(openai_kind(kind), &message, None);
+            [&b"data: "[..], &body, b"\n\n"].concat()
+        } else {
+            self.encode_for_client(error_event(kind, &message)).to_vec()
+        };
         if let Some(enc) = self.encode.as_mut() {
             frame.extend_from_slice(&enc.finish());
         }
@@ -192,6 +228,12 @@ impl Body for StreamRelay {
                 Poll::Ready(Some(Ok(this.fail("api_error", msg))))
             }
             Poll::Ready(None) => {
+                if let Some(chat) = this.chat.as_mut() {
+                    let tail = chat.finish(&mut this.watch.facts);
+                    if !tail.is_empty() {
+                        return Poll::Ready(Some(Ok(this.hand_on(tail))));
+                    }
+                }
                 if let Some(dec) = this.decode.as_mut() {
                     let tail = dec.finish();
                     if !tail.is_empty() {
@@ -216,7 +258,11 @@ impl Body for StreamRelay {
                     }
                     return Poll::Ready(None);
                 }
-                let msg = "the provider's stream ended before message_stop".to_string();
+                let msg = if this.chat.is_some() {
+                    "the provider's stream ended before [DONE]".to_string()
+                } else {
+                    "the provider's stream ended before message_stop".to_string()
+                };
                 Poll::Ready(Some(Ok(this.fail("api_error", msg))))
             }
             Poll::Pending => {

@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 
 /// `max_tokens` for an Anthropic upstream when an OpenAI client sets no limit (Anthropic requires
 /// one; every current Claude model can produce at least this many tokens).
-pub(super) const DEFAULT_MAX_TOKENS: u64 = 4096;
+pub const DEFAULT_MAX_TOKENS: u64 = 4096;
 
 /// Anthropic's smallest accepted `thinking.budget_tokens`.
 pub(super) const MIN_THINKING_BUDGET: u64 = 1024;

@@ -1,7 +1,8 @@
 //! OpenAI Chat Completions dialect and conversion to and from Anthropic Messages, for requests,
 //! whole responses and streams, in both directions.
 //!
-//! Conversion happens only when the client's dialect and the upstream's differ. What cannot be
+//! Conversion happens only when the client's dialect and the upstream's differ; a Chat client in
+//! front of a Chat upstream is passed through (`passthrough`). What cannot be
 //! carried faithfully is refused with a [`ConvertError`] naming the field; what is dropped is
 //! listed below and changes nothing the model writes.
 //!
@@ -48,13 +49,21 @@
 //! set `ENABLE_TOOL_SEARCH=false`. `cache_control` is dropped everywhere (OpenAI caches
 //! prefixes by itself).
 //!
+//! # Model quirks (Messages → Chat)
+//! [`ModelQuirks`] in [`ConvertOptions`] say what the target model takes. A model without
+//! `reasoning_effort` gets none: thinking is a budget the model may use, and such a model answers
+//! the same without it. A model without sampling parameters gets none of `temperature`/`top_p`
+//! when they hold the default 1 (nothing changes); any other value is refused naming the field,
+//! since dropping it would change the answer.
+//!
 //! # Thinking
 //! - Messages → Chat: `thinking: {type: "enabled", budget_tokens}` → `reasoning_effort` `low`
 //!   below 4096 tokens, `medium` below 16384, else `high`. `{type: "adaptive"}` → the request's
 //!   `output_config.effort` (`max` → `high`), else `medium`. Without thinking (or disabled), an
 //!   `output_config.effort` alone still sets `reasoning_effort`. `thinking.display` is dropped.
 //!   Earlier `thinking` and `redacted_thinking` blocks are dropped: their signatures only verify
-//!   on Anthropic's servers. The effort of a message-level `output_config` (on Claude Code's
+//!   on Anthropic's servers. A model whose [`ModelQuirks`] ask for `replay_reasoning` gets the
+//!   text of an assistant message's thinking blocks back as its `reasoning_content`. The effort of a message-level `output_config` (on Claude Code's
 //!   system messages) is dropped; the request-level one decides.
 //! - Chat → Messages: `reasoning_effort` → `thinking: {type: "enabled", budget_tokens}` with
 //!   minimal 1024, low 2048, medium 8192, high 24576, xhigh 32768 (each maps back to the same
@@ -62,8 +71,11 @@
 //!   limit `max_tokens` becomes budget + 4096; with a smaller limit the budget shrinks to
 //!   limit − 1; a limit of 1024 or less is refused.
 //! - Responses: OpenAI-compatible `reasoning_content` (or `reasoning`) text becomes a `thinking`
-//!   block **without** a `signature` field; no signature is ever made up. Such a block cannot be
-//!   replayed to an Anthropic upstream, and this module drops it on the way back to an OpenAI one.
+//!   block with an empty `signature` (the shape Anthropic's streams start a block with; the
+//!   Anthropic SDKs' types require the member, and Claude Code keeps the block and sends it back).
+//!   No signature is ever made up and no `signature_delta` is sent. Such a block cannot be
+//!   replayed to an Anthropic upstream, and this module drops it on the way back to an OpenAI
+//!   one (or replays its text as `reasoning_content` where [`ModelQuirks`] ask for it).
 //!   Anthropic thinking becomes `reasoning_content` (its text) plus `thinking_blocks` (the signed
 //!   blocks verbatim, as LiteLLM names them); an OpenAI-dialect client that sends
 //!   `thinking_blocks` back on its assistant message gets them replayed to Anthropic, which a
@@ -72,7 +84,8 @@
 //!
 //! # Parameters
 //! - `max_tokens` ↔ `max_completion_tokens` (`max_tokens` from OpenAI clients is accepted; without
-//!   either, Anthropic gets 4096); `stop_sequences` ↔ `stop`; `temperature`, `top_p` as they are
+//!   either, Anthropic gets 4096; towards a model whose [`ModelQuirks`] say so, `max_tokens`);
+//!   `stop_sequences` ↔ `stop`; `temperature`, `top_p` as they are
 //!   (OpenAI allows temperatures above 1, which Anthropic rejects itself); `metadata.user_id` ↔
 //!   `user` (or `safety_identifier`); `output_config.format` (or the older `output_format`)
 //!   json_schema ↔ `response_format: {type: "json_schema", json_schema: {name: "output", schema,
@@ -116,13 +129,17 @@
 mod error;
 mod fields;
 mod mapping;
+mod passthrough;
 mod request;
 mod response;
 mod stream;
 mod types;
 
 pub use error::{ConvertError, openai_error_body};
-pub use mapping::usage_from_chat;
+pub use mapping::{DEFAULT_MAX_TOKENS, usage_from_chat};
+pub use passthrough::{
+    ChatStreamWatch, PassthroughRequest, chat_passthrough_request, chat_response_facts,
+};
 pub use request::{chat_to_messages_request, messages_to_chat_request};
 pub use response::{chat_to_messages_response, messages_to_chat_response};
 pub use stream::{ChatToMessagesStream, MessagesToChatStream};
@@ -132,4 +149,42 @@ pub use stream::{ChatToMessagesStream, MessagesToChatStream};
 pub struct ConvertOptions {
     /// The model id written into the converted request.
     pub target_model: String,
+    /// Which parameters the target model takes (Messages → Chat only).
+    pub quirks: ModelQuirks,
+}
+
+/// Which Chat Completions parameters a model takes: OpenAI's reasoning models (o-series, gpt-5)
+/// refuse `temperature` and `top_p` and count output in `max_completion_tokens`; classic chat
+/// models refuse `reasoning_effort`. The default takes everything, as most compatible servers do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ModelQuirks {
+    /// Whether `reasoning_effort` may be sent.
+    pub reasoning_effort: bool,
+    /// Whether `temperature` and `top_p` may be sent.
+    pub sampling: bool,
+    /// The name under which the output limit is sent.
+    pub max_tokens: MaxTokensField,
+    /// Whether earlier thinking goes back as `reasoning_content` on assistant messages
+    /// (DeepSeek V4 requires it in tool loops; OpenAI refuses the member).
+    pub replay_reasoning: bool,
+}
+
+impl Default for ModelQuirks {
+    fn default() -> Self {
+        Self {
+            reasoning_effort: true,
+            sampling: true,
+            max_tokens: MaxTokensField::MaxCompletionTokens,
+            replay_reasoning: false,
+        }
+    }
+}
+
+/// The request member carrying the output limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MaxTokensField {
+    /// `max_completion_tokens`: OpenAI's current name, the only one reasoning models take.
+    MaxCompletionTokens,
+    /// `max_tokens`: the older name, all that some compatible servers know.
+    MaxTokens,
 }

@@ -31,7 +31,7 @@ pub(super) fn unix_now() -> u64 {
 }
 
 /// Converts a Chat Completions response into an Anthropic Message; `model` is the model the
-/// client asked for. Reasoning text becomes a `thinking` block without a `signature`.
+/// client asked for. Reasoning text becomes a `thinking` block with an empty `signature`.
 pub fn chat_to_messages_response(openai_body: &[u8], model: &str) -> Result<Bytes, ConvertError> {
     let resp: ChatIn = serde_json::from_slice(openai_body)
         .map_err(|e| ConvertError::new("body", format!("not a Chat Completions response: {e}")))?;
@@ -56,7 +56,9 @@ pub fn chat_to_messages_response(openai_body: &[u8], model: &str) -> Result<Byte
     let mut content = Vec::new();
     let reasoning = message.reasoning();
     if !reasoning.is_empty() {
-        content.push(json!({"type": "thinking", "thinking": reasoning}));
+        // An empty signature, as Anthropic's own stream starts a thinking block with: the
+        // Anthropic SDKs require the member and Claude Code keeps the block for its history.
+        content.push(json!({"type": "thinking", "thinking": reasoning, "signature": ""}));
     }
     let text = message.text();
     if !text.is_empty() {
@@ -204,9 +206,9 @@ pub(super) fn messages_to_chat_response_at(
 }
 
 /// A thinking block as OpenAI-dialect clients carry it; the signature is the upstream's own and
-/// is absent when the upstream gave none.
+/// is absent when the upstream gave none (or an empty one).
 pub(super) fn thinking_block(thinking: &str, signature: Option<&str>) -> Value {
-    match signature {
+    match signature.filter(|s| !s.is_empty()) {
         Some(sig) => json!({"type": "thinking", "thinking": thinking, "signature": sig}),
         None => json!({"type": "thinking", "thinking": thinking}),
     }
@@ -249,7 +251,7 @@ mod tests {
             json!({
                 "id": "msg_chatcmpl-9", "type": "message", "role": "assistant", "model": "claude-asked",
                 "content": [
-                    {"type": "thinking", "thinking": "think"},
+                    {"type": "thinking", "thinking": "think", "signature": ""},
                     {"type": "text", "text": "Let me look."},
                     {"type": "tool_use", "id": "call_1", "name": "Read", "input": {"path": "a"}}
                 ],

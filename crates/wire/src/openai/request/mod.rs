@@ -11,6 +11,7 @@ pub use to_messages::chat_to_messages_request;
 
 use crate::openai::error::ConvertError;
 use crate::openai::fields::at;
+use crate::openai::{MaxTokensField, ModelQuirks};
 use bytes::Bytes;
 use serde_json::{Value, json};
 
@@ -31,6 +32,38 @@ fn strings(values: &[Value], path: &str) -> Result<Vec<String>, ConvertError> {
             _ => Err(ConvertError::new(at(path, i), "must be a string")),
         })
         .collect()
+}
+
+/// The output limit as `(max_completion_tokens, max_tokens)`, under the one name the model takes.
+fn output_limit(limit: Option<u64>, quirks: &ModelQuirks) -> (Option<u64>, Option<u64>) {
+    match quirks.max_tokens {
+        MaxTokensField::MaxCompletionTokens => (limit, None),
+        MaxTokensField::MaxTokens => (None, limit),
+    }
+}
+
+/// Whether a sampling parameter (`temperature`, `top_p`) is sent. A model that takes none gets
+/// none: the default 1 is dropped, as leaving it out changes nothing; any other value would be
+/// silently ignored, so it is refused.
+fn keep_sampling(
+    value: f64,
+    name: &str,
+    model: &str,
+    quirks: &ModelQuirks,
+) -> Result<bool, ConvertError> {
+    if quirks.sampling {
+        return Ok(true);
+    }
+    #[allow(clippy::float_cmp)] // 1 is exact in JSON and f64; only that value is the default.
+    if value == 1.0 {
+        return Ok(false);
+    }
+    Err(ConvertError::new(
+        name,
+        format!(
+            "model `{model}` is a reasoning model and only takes the default {name} (1); remove {name} or pick another model"
+        ),
+    ))
 }
 
 /// Tool-call arguments as the object Anthropic's `input` must be; servers send `""` for tools

@@ -4,7 +4,7 @@
 use bytes::Bytes;
 use serde_json::{Value, json};
 
-use super::{serialise, strings, to_chat_fast};
+use super::{keep_sampling, output_limit, serialise, strings, to_chat_fast};
 use crate::openai::ConvertOptions;
 use crate::openai::error::ConvertError;
 use crate::openai::fields::{Node, at, parse_body};
@@ -57,7 +57,7 @@ pub fn messages_to_chat_request(
     anthropic_body: &[u8],
     opts: &ConvertOptions,
 ) -> Result<Bytes, ConvertError> {
-    if let Some(out) = to_chat_fast::convert(anthropic_body, &opts.target_model) {
+    if let Some(out) = to_chat_fast::convert(anthropic_body, opts) {
         return Ok(Bytes::from(out));
     }
     convert_with_tree(anthropic_body, opts)
@@ -98,7 +98,7 @@ fn convert_with_tree(anthropic_body: &[u8], opts: &ConvertOptions) -> Result<Byt
     }
     let list = req.req_array("messages")?;
     for (i, m) in list.iter().enumerate() {
-        convert_message(m, &at("messages", i), &mut messages)?;
+        convert_message(m, &at("messages", i), opts, &mut messages)?;
     }
     if let Some(last) = list.len().checked_sub(1)
         && list
@@ -140,8 +140,20 @@ fn convert_with_tree(anthropic_body: &[u8], opts: &ConvertOptions) -> Result<Byt
     if let Some(format) = req.child("output_format")? {
         response_format = Some(chat_response_format(&format)?);
     }
-    let reasoning_effort = chat_reasoning_effort(&req, output_config.as_ref())?;
+    // A model without it answers the same without: thinking is a budget, not a requirement.
+    let reasoning_effort = chat_reasoning_effort(&req, output_config.as_ref())?
+        .filter(|_| opts.quirks.reasoning_effort);
     check_context_management(&req)?;
+    let sampling = |name: &str| -> Result<Option<Value>, ConvertError> {
+        let Some(v) = req.number(name)? else {
+            return Ok(None);
+        };
+        let value = v.as_f64().unwrap_or(f64::NAN);
+        Ok(keep_sampling(value, name, &opts.target_model, &opts.quirks)?.then(|| v.clone()))
+    };
+    let temperature = sampling("temperature")?;
+    let top_p = sampling("top_p")?;
+    let (max_completion_tokens, max_tokens) = output_limit(req.u64("max_tokens")?, &opts.quirks);
 
     let user = match req.child("metadata")? {
         Some(meta) => {
@@ -159,9 +171,10 @@ fn convert_with_tree(anthropic_body: &[u8], opts: &ConvertOptions) -> Result<Byt
     serialise(&ChatRequest {
         model: opts.target_model.clone(),
         messages,
-        max_completion_tokens: req.u64("max_tokens")?,
-        temperature: req.number("temperature")?.cloned(),
-        top_p: req.number("top_p")?.cloned(),
+        max_completion_tokens,
+        max_tokens,
+        temperature,
+        top_p,
         stop,
         user,
         tools,
@@ -210,7 +223,12 @@ fn text_of_block(block: &Node<'_>) -> Result<String, ConvertError> {
     Ok(block.req_str("text")?.to_string())
 }
 
-fn convert_message(v: &Value, path: &str, out: &mut Vec<ChatMessage>) -> Result<(), ConvertError> {
+fn convert_message(
+    v: &Value,
+    path: &str,
+    opts: &ConvertOptions,
+    out: &mut Vec<ChatMessage>,
+) -> Result<(), ConvertError> {
     let m = Node::new(v, path)?;
     let role = m.req_str("role")?;
     match role {
@@ -233,7 +251,11 @@ fn convert_message(v: &Value, path: &str, out: &mut Vec<ChatMessage>) -> Result<
         }
         "assistant" => {
             m.only(&["role", "content"])?;
-            out.push(assistant_message(m.req("content")?, &m.path("content"))?);
+            out.push(assistant_message(
+                m.req("content")?,
+                &m.path("content"),
+                opts.quirks.replay_reasoning,
+            )?);
             Ok(())
         }
         other => Err(ConvertError::new(
@@ -380,12 +402,17 @@ fn tool_message(block: &Node<'_>) -> Result<ChatMessage, ConvertError> {
     })
 }
 
-fn assistant_message(content: &Value, path: &str) -> Result<ChatMessage, ConvertError> {
+fn assistant_message(
+    content: &Value,
+    path: &str,
+    replay_reasoning: bool,
+) -> Result<ChatMessage, ConvertError> {
     let blocks = match content {
         Value::String(s) => {
             return Ok(ChatMessage::Assistant {
                 content: Some(Content::Text(s.clone())),
                 tool_calls: Vec::new(),
+                reasoning_content: None,
             });
         }
         Value::Array(blocks) => blocks,
@@ -398,6 +425,7 @@ fn assistant_message(content: &Value, path: &str) -> Result<ChatMessage, Convert
     };
     let mut texts = Vec::new();
     let mut tool_calls = Vec::new();
+    let mut reasoning: Option<String> = None;
     for (j, b) in blocks.iter().enumerate() {
         let block = Node::new(b, &at(path, j))?;
         match block.req_str("type")? {
@@ -415,7 +443,12 @@ fn assistant_message(content: &Value, path: &str) -> Result<ChatMessage, Convert
                 });
             }
             // A thinking signature only verifies on Anthropic's servers; the target model cannot
-            // read it, and its own reasoning is not replayed either.
+            // read it. Its text goes back only to models that want their reasoning again.
+            "thinking" if replay_reasoning => {
+                if let Some(text) = block.str("thinking")? {
+                    reasoning.get_or_insert_default().push_str(text);
+                }
+            }
             "thinking" | "redacted_thinking" => {}
             other => return Err(unsupported_block(&block, other)),
         }
@@ -430,6 +463,7 @@ fn assistant_message(content: &Value, path: &str) -> Result<ChatMessage, Convert
     Ok(ChatMessage::Assistant {
         content,
         tool_calls,
+        reasoning_content: reasoning,
     })
 }
 
@@ -581,6 +615,7 @@ mod tests {
     fn opts() -> ConvertOptions {
         ConvertOptions {
             target_model: "target-model".into(),
+            ..Default::default()
         }
     }
 
@@ -588,7 +623,7 @@ mod tests {
     fn both(body: &[u8]) -> Result<Value, ConvertError> {
         let tree = convert_with_tree(body, &opts())
             .map(|out| serde_json::from_slice::<Value>(&out).unwrap());
-        if let Some(fast) = to_chat_fast::convert(body, "target-model") {
+        if let Some(fast) = to_chat_fast::convert(body, &opts()) {
             let fast: Value = serde_json::from_slice(&fast).unwrap();
             assert_eq!(tree.as_ref().ok(), Some(&fast), "fast path differs");
         }
@@ -597,15 +632,104 @@ mod tests {
 
     fn to_chat(body: Value) -> Value {
         assert!(
-            to_chat_fast::convert(body.to_string().as_bytes(), "target-model").is_some(),
+            to_chat_fast::convert(body.to_string().as_bytes(), &opts()).is_some(),
             "fast path declined a well-formed request"
         );
         both(body.to_string().as_bytes()).unwrap_or_else(|e| panic!("conversion failed: {e}"))
     }
 
     fn to_chat_err(body: Value) -> ConvertError {
-        assert!(to_chat_fast::convert(body.to_string().as_bytes(), "target-model").is_none());
+        assert!(to_chat_fast::convert(body.to_string().as_bytes(), &opts()).is_none());
         messages_to_chat_request(body.to_string().as_bytes(), &opts()).unwrap_err()
+    }
+
+    /// Both conversions for a model with `quirks`; they must agree wherever the fast one answers.
+    fn for_model(body: &Value, quirks: crate::openai::ModelQuirks) -> Result<Value, ConvertError> {
+        let opts = ConvertOptions {
+            target_model: "o4-mini".into(),
+            quirks,
+        };
+        let bytes = body.to_string();
+        let tree = convert_with_tree(bytes.as_bytes(), &opts)
+            .map(|out| serde_json::from_slice::<Value>(&out).unwrap());
+        if let Some(fast) = to_chat_fast::convert(bytes.as_bytes(), &opts) {
+            let fast: Value = serde_json::from_slice(&fast).unwrap();
+            assert_eq!(tree.as_ref().ok(), Some(&fast), "fast path differs");
+        }
+        tree
+    }
+
+    #[test]
+    fn model_quirks_decide_what_is_sent() {
+        use crate::openai::{MaxTokensField, ModelQuirks};
+        let reasoning = ModelQuirks {
+            reasoning_effort: true,
+            sampling: false,
+            max_tokens: MaxTokensField::MaxCompletionTokens,
+            replay_reasoning: false,
+        };
+        let classic = ModelQuirks {
+            reasoning_effort: false,
+            sampling: true,
+            max_tokens: MaxTokensField::MaxTokens,
+            replay_reasoning: false,
+        };
+        let body = |extra: Value| {
+            let mut b = json!({"model": "m", "max_tokens": 2000,
+                "thinking": {"type": "enabled", "budget_tokens": 1024},
+                "messages": [{"role": "user", "content": "hi"}]});
+            b.as_object_mut()
+                .unwrap()
+                .extend(extra.as_object().unwrap().clone());
+            b
+        };
+        // A reasoning model: effort and max_completion_tokens; the default temperature dropped.
+        let out = for_model(&body(json!({"temperature": 1, "top_p": 1.0})), reasoning).unwrap();
+        assert_eq!(out["reasoning_effort"], "low");
+        assert_eq!(out["max_completion_tokens"], 2000);
+        assert!(out.get("max_tokens").is_none() && out.get("temperature").is_none());
+        assert!(out.get("top_p").is_none(), "{out}");
+        // Any other value would be ignored silently: refused, naming the field.
+        for field in ["temperature", "top_p"] {
+            let e = for_model(&body(json!({field: 0.5})), reasoning).unwrap_err();
+            assert_eq!(e.field, field);
+            assert!(e.message.contains("o4-mini"), "{}", e.message);
+        }
+        // A classic model: no reasoning_effort, `max_tokens`, sampling kept as written.
+        let out = for_model(&body(json!({"temperature": 0.7})), classic).unwrap();
+        assert!(out.get("reasoning_effort").is_none(), "{out}");
+        assert!(out.get("max_completion_tokens").is_none(), "{out}");
+        assert_eq!(out["max_tokens"], 2000);
+        assert_eq!(out["temperature"], 0.7);
+        // Without quirks, as before: everything is sent.
+        let out = for_model(&body(json!({"temperature": 0.7})), ModelQuirks::default()).unwrap();
+        assert_eq!(out["reasoning_effort"], "low");
+        assert_eq!(out["temperature"], 0.7);
+        assert_eq!(out["max_completion_tokens"], 2000);
+    }
+
+    #[test]
+    fn reasoning_is_replayed_only_to_models_that_want_it() {
+        let body = json!({"model": "m", "max_tokens": 100, "messages": [
+            {"role": "user", "content": "go"},
+            {"role": "assistant", "content": [
+                {"type": "thinking", "thinking": "first ", "signature": ""},
+                {"type": "thinking", "thinking": "second", "signature": "c2ln"},
+                {"type": "redacted_thinking", "data": "b3Bh"},
+                {"type": "tool_use", "id": "t1", "name": "Bash", "input": {}}]},
+            {"role": "user", "content": [
+                {"type": "tool_result", "tool_use_id": "t1", "content": "ok"}]}]});
+        let replay = crate::openai::ModelQuirks {
+            replay_reasoning: true,
+            ..Default::default()
+        };
+        let out = for_model(&body, replay).unwrap();
+        assert_eq!(out["messages"][1]["reasoning_content"], "first second");
+        let out = for_model(&body, crate::openai::ModelQuirks::default()).unwrap();
+        assert!(
+            out["messages"][1].get("reasoning_content").is_none(),
+            "{out}"
+        );
     }
 
     #[test]
@@ -614,7 +738,7 @@ mod tests {
             &include_bytes!("../../../benches/data/claude-code-120k.json")[..],
             &include_bytes!("../../../tests/golden/openai/claude_code_request.json")[..],
         ] {
-            assert!(to_chat_fast::convert(body, "target-model").is_some());
+            assert!(to_chat_fast::convert(body, &opts()).is_some());
             both(body).unwrap();
         }
     }

@@ -23,6 +23,8 @@ use serde_json::Value;
 use serde_json::value::RawValue;
 
 use super::to_chat::BILLING_PREFIX;
+use super::{keep_sampling, output_limit};
+use crate::openai::ConvertOptions;
 use crate::openai::mapping::{effort_for_anthropic_effort, effort_for_budget, mark_tool_error};
 
 /// A member kept as written, any JSON type but `null`.
@@ -420,6 +422,8 @@ struct Out<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     max_completion_tokens: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    max_tokens: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     temperature: Option<JNum<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     top_p: Option<JNum<'a>>,
@@ -603,7 +607,12 @@ struct OutJsonSchema<'a> {
 // ---- Conversion ----
 
 /// The converted body, or `None` when the tree-based path must decide.
-pub(super) fn convert(body: &[u8], target_model: &str) -> Option<Vec<u8>> {
+pub(super) fn convert(body: &[u8], opts: &ConvertOptions) -> Option<Vec<u8>> {
+    // Replaying reasoning is rare (a few servers want it); the tree path writes it.
+    if opts.quirks.replay_reasoning {
+        return None;
+    }
+    let target_model = opts.target_model.as_str();
     let text = std::str::from_utf8(body).ok()?;
     if has_surrogate_escape(text) {
         return None;
@@ -671,7 +680,10 @@ pub(super) fn convert(body: &[u8], target_model: &str) -> Option<Vec<u8>> {
     if let Some(Obj(format)) = &req.output_format {
         response_format = Some(chat_response_format(format)?);
     }
-    let reasoning_effort = reasoning_effort(&req)?;
+    let reasoning_effort = reasoning_effort(&req)?.filter(|_| opts.quirks.reasoning_effort);
+    let temperature = sampled(req.temperature, "temperature", opts)?;
+    let top_p = sampled(req.top_p, "top_p", opts)?;
+    let (max_completion_tokens, max_tokens) = output_limit(req.max_tokens, &opts.quirks);
     if let Some(Obj(cm)) = &req.context_management {
         for Obj(edit) in cm.edits.iter().flatten() {
             if !edit.kind.decode()?.starts_with("clear_thinking_") {
@@ -690,9 +702,10 @@ pub(super) fn convert(body: &[u8], target_model: &str) -> Option<Vec<u8>> {
     let out = Out {
         model: target_model,
         messages,
-        max_completion_tokens: req.max_tokens,
-        temperature: req.temperature,
-        top_p: req.top_p,
+        max_completion_tokens,
+        max_tokens,
+        temperature,
+        top_p,
         stop,
         user,
         tools,
@@ -710,6 +723,19 @@ pub(super) fn convert(body: &[u8], target_model: &str) -> Option<Vec<u8>> {
     let mut buf = Vec::with_capacity(body.len() + 256);
     serde_json::to_writer(&mut buf, &out).ok()?;
     Some(buf)
+}
+
+/// A sampling parameter as the model takes it; a refused value is left to the tree path, which
+/// names it.
+fn sampled<'a>(n: Option<JNum<'a>>, name: &str, opts: &ConvertOptions) -> Option<Option<JNum<'a>>> {
+    match n {
+        None => Some(None),
+        Some(n) => {
+            let value = serde_json::from_str::<f64>(n.0.get()).ok()?;
+            let keep = keep_sampling(value, name, &opts.target_model, &opts.quirks).ok()?;
+            Some(keep.then_some(n))
+        }
+    }
 }
 
 fn system_texts<'a>(content: &Content<'a>) -> Option<Vec<Txt<'a>>> {

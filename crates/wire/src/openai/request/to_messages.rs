@@ -672,6 +672,7 @@ mod tests {
     fn opts() -> ConvertOptions {
         ConvertOptions {
             target_model: "target-model".into(),
+            ..Default::default()
         }
     }
 

@@ -1,0 +1,766 @@
+//! AWS credentials that are looked up rather than configured: a named profile of the shared
+//! files, and the standard chain (environment, web identity, profile, container, EC2 instance
+//! metadata), cached and refreshed before they expire.
+//!
+//! Written as glue over `aws-credential-types` rather than taken from `aws-config`: the official
+//! chain brings its own HTTP stack whose default TLS is aws-lc-rs (a C build, and a second TLS
+//! provider beside ring) plus the STS client crates; see the workspace `Cargo.toml` for the
+//! measurement. The sources implemented here are the ones a gateway runs under (a container
+//! task role, an instance profile, a Kubernetes service account, a profile with keys); profiles
+//! that assume roles, call processes or use SSO are refused with a message naming the key.
+//!
+//! # Format
+//! - Shared files: INI sections `[name]` (credentials file) or `[profile name]` / `[default]`
+//!   (config file) holding `aws_access_key_id`, `aws_secret_access_key`, `aws_session_token`;
+//!   `#` and `;` start comments; the credentials file wins over the config file per profile.
+//! - Container (ECS, EKS Pod Identity): `GET` the full URI, or `http://169.254.170.2` + the
+//!   relative URI, with `Authorization` from `AWS_CONTAINER_AUTHORIZATION_TOKEN(_FILE)`; JSON
+//!   `{AccessKeyId, SecretAccessKey, Token, Expiration}`.
+//! - EC2 IMDSv2: `PUT /latest/api/token` (TTL header) for a session token, then
+//!   `GET /latest/meta-data/iam/security-credentials/` for the role and the same path plus the
+//!   role for JSON as above (with `Code: "Success"`).
+//! - Web identity: STS `AssumeRoleWithWebIdentity` (form POST, unsigned) with the token file's
+//!   contents; XML answer with `AccessKeyId`, `SecretAccessKey`, `SessionToken`, `Expiration`.
+
+use crate::client::{UpstreamClientOptions, build_client};
+use aws_credential_types::Credentials;
+use bytes::Bytes;
+use http::{HeaderValue, Method, Request};
+use http_body_util::{BodyExt, Full, Limited};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+/// Credentials are renewed this long before they expire, so a request signed with them does not
+/// arrive after the expiry (AWS SDKs use five minutes too).
+const REFRESH_BEFORE: Duration = Duration::from_secs(5 * 60);
+/// A credential endpoint that does not answer within this long fails the attempt.
+const FETCH_TIMEOUT: Duration = Duration::from_secs(5);
+/// After a failed lookup, requests fail at once for this long instead of each waiting on the
+/// same broken source, so a route falls back without delay.
+const RETRY_AFTER_FAILURE: Duration = Duration::from_secs(5);
+/// Credential answers are small; anything larger is refused.
+const MAX_ANSWER: usize = 64 * 1024;
+/// The container credentials host of ECS tasks.
+const ECS_HOST: &str = "http://169.254.170.2";
+/// The instance metadata endpoint of EC2.
+const IMDS_ENDPOINT: &str = "http://169.254.169.254";
+
+/// The environment the sources read, taken once when the provider is configured (token files
+/// are re-read at every refresh: they rotate).
+#[derive(Debug, Clone, Default)]
+pub struct ChainEnv {
+    vars: std::collections::HashMap<&'static str, String>,
+}
+
+const VARS: &[&str] = &[
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "AWS_PROFILE",
+    "AWS_SHARED_CREDENTIALS_FILE",
+    "AWS_CONFIG_FILE",
+    "HOME",
+    "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+    "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+    "AWS_CONTAINER_AUTHORIZATION_TOKEN",
+    "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE",
+    "AWS_EC2_METADATA_DISABLED",
+    "AWS_EC2_METADATA_SERVICE_ENDPOINT",
+    "AWS_WEB_IDENTITY_TOKEN_FILE",
+    "AWS_ROLE_ARN",
+    "AWS_ROLE_SESSION_NAME",
+    "AWS_ENDPOINT_URL_STS",
+];
+
+impl ChainEnv {
+    /// Reads the variables the chain uses through `lookup`.
+    pub fn read(lookup: &dyn Fn(&str) -> Option<String>) -> Self {
+        let vars = VARS
+            .iter()
+            .filter_map(|&k| lookup(k).filter(|v| !v.is_empty()).map(|v| (k, v)))
+            .collect();
+        Self { vars }
+    }
+
+    fn get(&self, name: &str) -> Option<&str> {
+        self.vars.get(name).map(String::as_str)
+    }
+}
+
+/// Where credentials are looked up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    /// One profile of the shared files.
+    Profile(String),
+    /// The first source that applies, in the AWS SDKs' order.
+    Chain,
+}
+
+/// Why credentials could not be had; the message never holds a secret.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChainError(pub String);
+
+impl std::fmt::Display for ChainError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+fn err(message: impl Into<String>) -> ChainError {
+    ChainError(message.into())
+}
+
+/// Credentials of one provider entry, fetched on first use and renewed before they expire. One
+/// refresh runs at a time; requests meanwhile keep signing with credentials still valid.
+pub struct CredentialCache {
+    source: Source,
+    region: String,
+    env: ChainEnv,
+    current: arc_swap::ArcSwapOption<Credentials>,
+    /// The last failed lookup and when it happened; guarded by the refresh lock.
+    refresh: tokio::sync::Mutex<Option<(SystemTime, ChainError)>>,
+}
+
+impl std::fmt::Debug for CredentialCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CredentialCache")
+            .field("source", &self.source)
+            .field("cached", &self.current.load().is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl CredentialCache {
+    /// A cache for `source`; `region` is where STS is asked for web-identity credentials.
+    pub fn new(source: Source, region: &str, env: ChainEnv) -> Self {
+        Self {
+            source,
+            region: region.to_string(),
+            env,
+            current: arc_swap::ArcSwapOption::empty(),
+            refresh: tokio::sync::Mutex::new(None),
+        }
+    }
+
+    /// Credentials valid for a while yet, fetched when there are none or they are about to expire.
+    pub async fn get(&self, now: SystemTime) -> Result<Arc<Credentials>, ChainError> {
+        if let Some(c) = self.current.load_full()
+            && fresh(&c, now)
+        {
+            return Ok(c);
+        }
+        let mut last_failure = self.refresh.lock().await;
+        // Another request may have refreshed while this one waited.
+        if let Some(c) = self.current.load_full()
+            && fresh(&c, now)
+        {
+            return Ok(c);
+        }
+        let usable = self
+            .current
+            .load_full()
+            .filter(|c| c.expiry().is_none_or(|t| t > now));
+        if let Some((at, e)) = last_failure.as_ref()
+            && now.duration_since(*at).unwrap_or_default() < RETRY_AFTER_FAILURE
+        {
+            return usable.ok_or_else(|| e.clone());
+        }
+        match resolve(&self.source, &self.env, &self.region).await {
+            Ok(c) => {
+                *last_failure = None;
+                let c = Arc::new(c);
+                self.current.store(Some(c.clone()));
+                Ok(c)
+            }
+            Err(e) => match usable {
+                // Not renewed, but not expired either: sign with them and try again next time.
+                Some(c) => {
+                    tracing::warn!(error = %e, "AWS credentials could not be renewed; using the current ones until they expire");
+                    *last_failure = Some((now, e));
+                    Ok(c)
+                }
+                None => {
+                    *last_failure = Some((now, e.clone()));
+                    Err(e)
+                }
+            },
+        }
+    }
+}
+
+fn fresh(c: &Credentials, now: SystemTime) -> bool {
+    c.expiry().is_none_or(|t| t > now + REFRESH_BEFORE)
+}
+
+/// The keys of a profile source, read from the shared files now.
+pub fn profile_credentials(env: &ChainEnv, source: &Source) -> Result<Credentials, ChainError> {
+    match source {
+        Source::Profile(name) => from_profile(env, name),
+        Source::Chain => Err(err("not a profile source")),
+    }
+}
+
+/// Fetches credentials from `source` once.
+pub async fn resolve(
+    source: &Source,
+    env: &ChainEnv,
+    region: &str,
+) -> Result<Credentials, ChainError> {
+    match source {
+        Source::Profile(name) => from_profile(env, name),
+        Source::Chain => {
+            if let (Some(id), Some(secret)) = (
+                env.get("AWS_ACCESS_KEY_ID"),
+                env.get("AWS_SECRET_ACCESS_KEY"),
+            ) {
+                let token = env.get("AWS_SESSION_TOKEN").map(str::to_string);
+                return Ok(Credentials::new(id, secret, token, None, "environment"));
+            }
+            if env.get("AWS_WEB_IDENTITY_TOKEN_FILE").is_some() && env.get("AWS_ROLE_ARN").is_some()
+            {
+                return web_identity(env, region).await;
+            }
+            let profile = env.get("AWS_PROFILE");
+            if profile.is_some() || profile_files_exist(env) {
+                match from_profile(env, profile.unwrap_or("default")) {
+                    Ok(c) => return Ok(c),
+                    // Only a named profile must exist; files without a default are skipped.
+                    Err(e) if profile.is_some() => return Err(e),
+                    Err(_) => {}
+                }
+            }
+            if env.get("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI").is_some()
+                || env.get("AWS_CONTAINER_CREDENTIALS_FULL_URI").is_some()
+            {
+                return container(env).await;
+            }
+            if env
+                .get("AWS_EC2_METADATA_DISABLED")
+                .is_some_and(|v| v.eq_ignore_ascii_case("true"))
+            {
+                return Err(err(
+                    "no AWS credentials found (environment, web identity, profile, container; instance metadata is disabled)",
+                ));
+            }
+            imds(env).await.map_err(|e| {
+                err(format!(
+                    "no AWS credentials found in the environment, a web identity, a profile or a container, and instance metadata failed: {e}"
+                ))
+            })
+        }
+    }
+}
+
+// ---- shared files ----
+
+fn home_file(env: &ChainEnv, var: &str, default: &str) -> Option<std::path::PathBuf> {
+    match env.get(var) {
+        Some(p) => Some(expand_home(env, p)),
+        None => env
+            .get("HOME")
+            .map(|h| std::path::Path::new(h).join(".aws").join(default)),
+    }
+}
+
+fn expand_home(env: &ChainEnv, path: &str) -> std::path::PathBuf {
+    match (path.strip_prefix("~/"), env.get("HOME")) {
+        (Some(rest), Some(home)) => std::path::Path::new(home).join(rest),
+        _ => std::path::PathBuf::from(path),
+    }
+}
+
+fn profile_files_exist(env: &ChainEnv) -> bool {
+    [
+        home_file(env, "AWS_SHARED_CREDENTIALS_FILE", "credentials"),
+        home_file(env, "AWS_CONFIG_FILE", "config"),
+    ]
+    .iter()
+    .flatten()
+    .any(|p| p.is_file())
+}
+
+/// The `key = value` pairs of one profile in one file (`config_style`: `[profile name]`
+/// headers, `[default]` bare). Hand-written: the AWS format is INI with its own header rules,
+/// and only flat keys matter here.
+fn profile_section(text: &str, name: &str, config_style: bool) -> Option<Vec<(String, String)>> {
+    let mut found: Option<Vec<(String, String)>> = None;
+    let mut inside = false;
+    for line in text.lines() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') || line.starts_with(';') {
+            continue;
+        }
+        if let Some(header) = line.strip_prefix('[').and_then(|l| l.split(']').next()) {
+            let header = header.trim();
+            let section = if config_style && header != "default" {
+                header
+                    .strip_prefix("profile")
+                    .filter(|rest| rest.starts_with(char::is_whitespace))
+                    .map(str::trim)
+            } else {
+                Some(header)
+            };
+            inside = section == Some(name);
+            if inside {
+                found.get_or_insert_with(Vec::new);
+            }
+            continue;
+        }
+        if inside && let Some((k, v)) = line.split_once('=') {
+            let v = v
+                .split(" #")
+                .next()
+                .unwrap_or(v)
+                .split(" ;")
+                .next()
+                .unwrap_or(v);
+            if let Some(f) = found.as_mut() {
+                f.push((k.trim().to_ascii_lowercase(), v.trim().to_string()));
+            }
+        }
+    }
+    found
+}
+
+fn from_profile(env: &ChainEnv, name: &str) -> Result<Credentials, ChainError> {
+    let mut keys: Vec<(String, String)> = Vec::new();
+    let mut seen = false;
+    // The config file first, so the credentials file's values win.
+    for (var, default, config_style) in [
+        ("AWS_CONFIG_FILE", "config", true),
+        ("AWS_SHARED_CREDENTIALS_FILE", "credentials", false),
+    ] {
+        let Some(path) = home_file(env, var, default) else {
+            continue;
+        };
+        let text = match std::fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(err(format!("cannot read {}: {e}", path.display()))),
+        };
+        if let Some(section) = profile_section(&text, name, config_style) {
+            seen = true;
+            keys.extend(section);
+        }
+    }
+    if !seen {
+        return Err(err(format!(
+            "AWS profile '{name}' is not in the shared credentials or config file"
+        )));
+    }
+    let value = |k: &str| {
+        keys.iter()
+            .rev()
+            .find(|(key, _)| key == k)
+            .map(|(_, v)| v.as_str())
+            .filter(|v| !v.is_empty())
+    };
+    match (value("aws_access_key_id"), value("aws_secret_access_key")) {
+        (Some(id), Some(secret)) => Ok(Credentials::new(
+            id,
+            secret,
+            value("aws_session_token").map(str::to_string),
+            None,
+            "profile",
+        )),
+        _ => {
+            let unsupported = [
+                "role_arn",
+                "credential_process",
+                "sso_session",
+                "sso_start_url",
+            ]
+            .into_iter()
+            .find(|k| value(k).is_some());
+            Err(err(match unsupported {
+                Some(k) => format!(
+                    "AWS profile '{name}' uses {k}, which the gateway does not support; give the profile aws_access_key_id and aws_secret_access_key, or use credentials = \"chain\" with a container, instance or web-identity role"
+                ),
+                None => format!(
+                    "AWS profile '{name}' has no aws_access_key_id and aws_secret_access_key"
+                ),
+            }))
+        }
+    }
+}
+
+// ---- HTTP sources ----
+
+/// One request to a credential endpoint, with a short deadline and a bounded answer.
+async fn fetch(req: Request<Full<Bytes>>) -> Result<(http::StatusCode, Bytes), String> {
+    // A client of its own, without pooling: refreshes are rare and may run on any worker.
+    let client = build_client(&UpstreamClientOptions {
+        connect_timeout: Duration::from_secs(2),
+        pool_idle_timeout: Duration::from_secs(1),
+        pool_max_idle_per_host: 0,
+    });
+    let uri = req.uri().clone();
+    let work = async {
+        let resp = client.request(req).await.map_err(|e| e.to_string())?;
+        let status = resp.status();
+        let body = Limited::new(resp.into_body(), MAX_ANSWER)
+            .collect()
+            .await
+            .map_err(|e| e.to_string())?
+            .to_bytes();
+        Ok((status, body))
+    };
+    tokio::time::timeout(FETCH_TIMEOUT, work)
+        .await
+        .map_err(|_| format!("{uri} did not answer within {} s", FETCH_TIMEOUT.as_secs()))?
+}
+
+fn request(method: Method, url: &str) -> Result<http::request::Builder, String> {
+    let uri: http::Uri = url
+        .parse()
+        .map_err(|e| format!("'{url}' is not a URL: {e}"))?;
+    Ok(Request::builder().method(method).uri(uri))
+}
+
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct JsonCredentials {
+    #[serde(default)]
+    code: Option<String>,
+    #[serde(default)]
+    message: Option<String>,
+    #[serde(default)]
+    access_key_id: Option<String>,
+    #[serde(default)]
+    secret_access_key: Option<String>,
+    #[serde(default)]
+    token: Option<String>,
+    #[serde(default)]
+    expiration: Option<String>,
+}
+
+fn expiry_of(s: &str) -> Result<SystemTime, String> {
+    let t = aws_smithy_types::DateTime::from_str(s, aws_smithy_types::date_time::Format::DateTime)
+        .map_err(|e| format!("expiration '{s}' is not a date-time: {e}"))?;
+    SystemTime::try_from(t).map_err(|e| format!("expiration '{s}': {e}"))
+}
+
+fn from_json(body: &[u8], provider: &'static str) -> Result<Credentials, String> {
+    let c: JsonCredentials =
+        serde_json::from_slice(body).map_err(|e| format!("unreadable answer: {e}"))?;
+    if let Some(code) = c.code.as_deref().filter(|c| *c != "Success") {
+        return Err(format!(
+            "{code}: {}",
+            c.message.as_deref().unwrap_or("no message")
+        ));
+    }
+    let (Some(id), Some(secret)) = (c.access_key_id, c.secret_access_key) else {
+        return Err("the answer has no AccessKeyId and SecretAccessKey".into());
+    };
+    let expiry = c.expiration.as_deref().map(expiry_of).transpose()?;
+    Ok(Credentials::new(id, secret, c.token, expiry, provider))
+}
+
+async fn container(env: &ChainEnv) -> Result<Credentials, ChainError> {
+    let url = match (
+        env.get("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI"),
+        env.get("AWS_CONTAINER_CREDENTIALS_FULL_URI"),
+    ) {
+        (Some(rel), _) => format!("{ECS_HOST}{rel}"),
+        (None, Some(full)) => full.to_string(),
+        (None, None) => return Err(err("no container credentials URI")),
+    };
+    let token = match (
+        env.get("AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE"),
+        env.get("AWS_CONTAINER_AUTHORIZATION_TOKEN"),
+    ) {
+        (Some(file), _) => Some(
+            std::fs::read_to_string(expand_home(env, file))
+                .map_err(|e| {
+                    err(format!(
+                        "cannot read AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE: {e}"
+                    ))
+                })?
+                .trim()
+                .to_string(),
+        ),
+        (None, Some(t)) => Some(t.to_string()),
+        (None, None) => None,
+    };
+    let fail = |e: String| err(format!("container credentials ({url}): {e}"));
+    let mut req = request(Method::GET, &url).map_err(fail)?;
+    if let Some(t) = token {
+        let mut v = HeaderValue::from_str(&t)
+            .map_err(|_| err("the container authorization token has invalid characters"))?;
+        v.set_sensitive(true);
+        req = req.header(http::header::AUTHORIZATION, v);
+    }
+    let req = req
+        .header(http::header::ACCEPT, "application/json")
+        .body(Full::new(Bytes::new()))
+        .map_err(|e| fail(e.to_string()))?;
+    let (status, body) = fetch(req).await.map_err(fail)?;
+    if !status.is_success() {
+        return Err(fail(format!("answered {status}")));
+    }
+    from_json(&body, "container").map_err(fail)
+}
+
+async fn imds(env: &ChainEnv) -> Result<Credentials, String> {
+    let base = env
+        .get("AWS_EC2_METADATA_SERVICE_ENDPOINT")
+        .unwrap_or(IMDS_ENDPOINT)
+        .trim_end_matches('/')
+        .to_string();
+    let token_req = request(Method::PUT, &format!("{base}/latest/api/token"))?
+        .header("x-aws-ec2-metadata-token-ttl-seconds", "21600")
+        .body(Full::new(Bytes::new()))
+        .map_err(|e| e.to_string())?;
+    let (status, token) = fetch(token_req).await?;
+    if !status.is_success() {
+        return Err(format!("the session token request answered {status}"));
+    }
+    let mut token = HeaderValue::from_bytes(token.trim_ascii())
+        .map_err(|_| "the session token has invalid characters".to_string())?;
+    token.set_sensitive(true);
+    let get = |path: String| {
+        request(Method::GET, &format!("{base}{path}")).and_then(|r| {
+            r.header("x-aws-ec2-metadata-token", token.clone())
+                .body(Full::new(Bytes::new()))
+                .map_err(|e| e.to_string())
+        })
+    };
+    const ROLES: &str = "/latest/meta-data/iam/security-credentials/";
+    let (status, roles) = fetch(get(ROLES.to_string())?).await?;
+    if !status.is_success() {
+        return Err(format!("the instance has no IAM role ({status})"));
+    }
+    let roles = String::from_utf8_lossy(&roles);
+    let role = roles
+        .lines()
+        .map(str::trim)
+        .find(|l| !l.is_empty())
+        .ok_or("the instance has no IAM role")?;
+    let (status, body) = fetch(get(format!("{ROLES}{role}"))?).await?;
+    if !status.is_success() {
+        return Err(format!(
+            "the credentials of role '{role}' answered {status}"
+        ));
+    }
+    from_json(&body, "instance-metadata")
+}
+
+/// STS `AssumeRoleWithWebIdentity` with the token file's current contents.
+async fn web_identity(env: &ChainEnv, region: &str) -> Result<Credentials, ChainError> {
+    let (Some(file), Some(role)) = (
+        env.get("AWS_WEB_IDENTITY_TOKEN_FILE"),
+        env.get("AWS_ROLE_ARN"),
+    ) else {
+        return Err(err(
+            "web identity needs AWS_WEB_IDENTITY_TOKEN_FILE and AWS_ROLE_ARN",
+        ));
+    };
+    let token = std::fs::read_to_string(expand_home(env, file))
+        .map_err(|e| err(format!("cannot read AWS_WEB_IDENTITY_TOKEN_FILE: {e}")))?;
+    let session = env.get("AWS_ROLE_SESSION_NAME").unwrap_or("tollgate");
+    let endpoint = match env.get("AWS_ENDPOINT_URL_STS") {
+        Some(e) => e.trim_end_matches('/').to_string(),
+        None if region.starts_with("cn-") => format!("https://sts.{region}.amazonaws.com.cn"),
+        None => format!("https://sts.{region}.amazonaws.com"),
+    };
+    let form = form_urlencoded::Serializer::new(String::new())
+        .append_pair("Action", "AssumeRoleWithWebIdentity")
+        .append_pair("Version", "2011-06-15")
+        .append_pair("RoleArn", role)
+        .append_pair("RoleSessionName", session)
+        .append_pair("WebIdentityToken", token.trim())
+        .finish();
+    let fail = |e: String| err(format!("web identity ({endpoint}): {e}"));
+    let req = request(Method::POST, &format!("{endpoint}/"))
+        .map_err(fail)?
+        .header(
+            http::header::CONTENT_TYPE,
+            "application/x-www-form-urlencoded",
+        )
+        .body(Full::new(Bytes::from(form)))
+        .map_err(|e| fail(e.to_string()))?;
+    let (status, body) = fetch(req).await.map_err(fail)?;
+    let text = String::from_utf8_lossy(&body);
+    if !status.is_success() {
+        let message = xml_value(&text, "Message").unwrap_or_else(|| status.to_string());
+        return Err(fail(format!("STS refused: {message}")));
+    }
+    let value = |tag: &str| {
+        xml_value(&text, tag).ok_or_else(|| fail(format!("the STS answer has no {tag}")))
+    };
+    let expiry = expiry_of(&value("Expiration")?).map_err(fail)?;
+    Ok(Credentials::new(
+        value("AccessKeyId")?,
+        value("SecretAccessKey")?,
+        Some(value("SessionToken")?),
+        Some(expiry),
+        "web-identity",
+    ))
+}
+
+/// The text of the first `<tag>…</tag>`, with XML's predefined entities decoded. STS answers are
+/// flat and small; a full XML parser would add a dependency for five values.
+fn xml_value(xml: &str, tag: &str) -> Option<String> {
+    let open = format!("<{tag}>");
+    let start = xml.find(&open)? + open.len();
+    let end = start + xml[start..].find(&format!("</{tag}>"))?;
+    Some(
+        xml[start..end]
+            .trim()
+            .replace("&lt;", "<")
+            .replace("&gt;", ">")
+            .replace("&quot;", "\"")
+            .replace("&apos;", "'")
+            .replace("&amp;", "&"),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(vars: &[(&str, &str)]) -> ChainEnv {
+        let map: std::collections::HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        ChainEnv::read(&|k| map.get(k).cloned())
+    }
+
+    #[test]
+    fn profiles_come_from_both_files_and_the_credentials_file_wins() {
+        let dir = std::env::temp_dir().join(format!("tg-aws-profile-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let creds = dir.join("credentials");
+        let config = dir.join("config");
+        std::fs::write(
+            &creds,
+            "# comment\n[default]\naws_access_key_id = AKIDDEFAULT\naws_secret_access_key = s0\n\n[work]\naws_access_key_id=AKIDWORK\naws_secret_access_key = s1 ; trailing\naws_session_token = tok\n",
+        )
+        .unwrap();
+        std::fs::write(
+            &config,
+            "[profile work]\nregion = us-east-1\naws_access_key_id = AKIDOLD\n[profile assumed]\nrole_arn = arn:aws:iam::1:role/x\nsource_profile = default\n[profile onlyconfig]\naws_access_key_id = AKIDCFG\naws_secret_access_key = s2\n",
+        )
+        .unwrap();
+        let e = env(&[
+            ("AWS_SHARED_CREDENTIALS_FILE", creds.to_str().unwrap()),
+            ("AWS_CONFIG_FILE", config.to_str().unwrap()),
+        ]);
+        let c = from_profile(&e, "work").unwrap();
+        assert_eq!(c.access_key_id(), "AKIDWORK");
+        assert_eq!(c.secret_access_key(), "s1");
+        assert_eq!(c.session_token(), Some("tok"));
+        assert_eq!(
+            from_profile(&e, "default").unwrap().access_key_id(),
+            "AKIDDEFAULT"
+        );
+        assert_eq!(
+            from_profile(&e, "onlyconfig").unwrap().access_key_id(),
+            "AKIDCFG"
+        );
+        let missing = from_profile(&e, "nope").unwrap_err();
+        assert!(missing.0.contains("'nope'"), "{missing}");
+        let assumed = from_profile(&e, "assumed").unwrap_err();
+        assert!(assumed.0.contains("role_arn"), "{assumed}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn answers_are_read_and_failures_named() {
+        let c = from_json(
+            br#"{"Code":"Success","AccessKeyId":"ASIA1","SecretAccessKey":"s","Token":"t","Expiration":"2026-11-26T12:00:00Z"}"#,
+            "container",
+        )
+        .unwrap();
+        assert_eq!(c.session_token(), Some("t"));
+        assert!(c.expiry().is_some());
+        assert!(
+            from_json(br#"{"Code":"Failed","Message":"no"}"#, "x")
+                .unwrap_err()
+                .contains("Failed")
+        );
+        assert!(from_json(br#"{"AccessKeyId":"A"}"#, "x").is_err());
+        assert!(
+            from_json(
+                br#"{"AccessKeyId":"A","SecretAccessKey":"s","Expiration":"soon"}"#,
+                "x"
+            )
+            .is_err()
+        );
+        let xml = "<R><Credentials><AccessKeyId>ASIA</AccessKeyId><SessionToken>a&amp;b</SessionToken></Credentials></R>";
+        assert_eq!(xml_value(xml, "SessionToken").as_deref(), Some("a&b"));
+        assert_eq!(xml_value(xml, "Expiration"), None);
+    }
+
+    #[tokio::test]
+    async fn the_chain_takes_the_environment_first_and_reports_when_nothing_applies() {
+        let e = env(&[
+            ("AWS_ACCESS_KEY_ID", "AKIDENV"),
+            ("AWS_SECRET_ACCESS_KEY", "s"),
+            (
+                "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+                "http://127.0.0.1:1/creds",
+            ),
+        ]);
+        let c = resolve(&Source::Chain, &e, "us-east-1").await.unwrap();
+        assert_eq!(c.access_key_id(), "AKIDENV");
+        let e = env(&[
+            ("AWS_EC2_METADATA_DISABLED", "true"),
+            ("HOME", "/nonexistent"),
+        ]);
+        let msg = resolve(&Source::Chain, &e, "us-east-1")
+            .await
+            .unwrap_err()
+            .0;
+        assert!(msg.contains("no AWS credentials"), "{msg}");
+    }
+
+    #[tokio::test]
+    async fn cached_credentials_are_reused_until_shortly_before_they_expire() {
+        let cache = CredentialCache::new(Source::Chain, "us-east-1", env(&[]));
+        let now = SystemTime::now();
+        let soon = Credentials::new("A", "s", None, Some(now + Duration::from_secs(3600)), "t");
+        cache.current.store(Some(Arc::new(soon)));
+        assert_eq!(cache.get(now).await.unwrap().access_key_id(), "A");
+        // Within the refresh margin the chain is asked again; it fails here (no source), and
+        // the still-valid credentials are used meanwhile.
+        let later = now + Duration::from_secs(3600) - Duration::from_secs(60);
+        let e = env(&[
+            ("AWS_EC2_METADATA_DISABLED", "true"),
+            ("HOME", "/nonexistent"),
+        ]);
+        let cache2 = CredentialCache::new(Source::Chain, "us-east-1", e);
+        cache2.current.store(Some(Arc::new(Credentials::new(
+            "B",
+            "s",
+            None,
+            Some(now + Duration::from_secs(3600)),
+            "t",
+        ))));
+        assert_eq!(cache2.get(later).await.unwrap().access_key_id(), "B");
+        let expired = now + Duration::from_secs(7200);
+        assert!(cache2.get(expired).await.is_err());
+    }
+
+    #[tokio::test]
+    async fn a_failed_lookup_is_not_repeated_at_once() {
+        let dir = std::env::temp_dir().join(format!("tg-aws-retry-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("credentials");
+        let e = env(&[("AWS_SHARED_CREDENTIALS_FILE", file.to_str().unwrap())]);
+        let cache = CredentialCache::new(Source::Profile("p".into()), "us-east-1", e);
+        let now = SystemTime::now();
+        assert!(cache.get(now).await.is_err());
+        std::fs::write(
+            &file,
+            "[p]\naws_access_key_id = AK\naws_secret_access_key = s\n",
+        )
+        .unwrap();
+        // Within the pause the earlier failure answers; after it the source is asked again.
+        assert!(cache.get(now + Duration::from_secs(1)).await.is_err());
+        let later = now + RETRY_AFTER_FAILURE + Duration::from_secs(1);
+        assert_eq!(cache.get(later).await.unwrap().access_key_id(), "AK");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

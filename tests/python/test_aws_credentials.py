@@ -1,0 +1,373 @@
+"""AWS credentials the gateway looks up for a `bedrock` provider: a profile of the shared files,
+and the chain (`credentials = "chain"`) through the ECS container endpoint, EC2 IMDSv2 and STS
+web identity, each played by a small local server. The strict Bedrock fake recomputes every
+SigV4 signature with botocore and requires its session token, so an answer means the request was
+signed with exactly the credentials the source handed out.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from datetime import datetime, timedelta, timezone
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import anthropic
+import pytest
+
+from tollgate_shared_fixtures import (
+    BEDROCK_ACCESS_KEY,
+    BEDROCK_REGION,
+    BEDROCK_SECRET_KEY,
+    ConfiguredGateway,
+    FakeUpstream,
+    gateway_toml,
+)
+
+pytestmark = pytest.mark.timeout(120)
+
+SESSION_TOKEN = "FwoGZXIvYXdzEPfake//session+token=="
+CONTAINER_AUTH = "container-auth-token-123"
+IMDS_TOKEN = "imds-session-token-abc"
+ROLE = "tollgate-role"
+MODEL_ID = "us.anthropic.claude-sonnet-4-5-20250929-v1:0"
+
+
+def expiration(seconds: int) -> str:
+    at = datetime.now(timezone.utc) + timedelta(seconds=seconds)
+    return at.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class CredentialServer:
+    """ECS container endpoint, IMDSv2 and STS in one local server; counts what it hands out."""
+
+    def __init__(self) -> None:
+        self.secret = BEDROCK_SECRET_KEY
+        self.lifetime = 3600
+        self.hits: list[str] = []
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def reply(self, status: int, body: str, ctype: str = "application/json") -> None:
+                data = body.encode()
+                self.send_response(status)
+                self.send_header("Content-Type", ctype)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def creds(self) -> str:
+                return json.dumps(
+                    {
+                        "Code": "Success",
+                        "AccessKeyId": BEDROCK_ACCESS_KEY,
+                        "SecretAccessKey": outer.secret,
+                        "Token": SESSION_TOKEN,
+                        "Expiration": expiration(outer.lifetime),
+                    }
+                )
+
+            def do_PUT(self) -> None:
+                if self.path == "/latest/api/token" and self.headers.get(
+                    "x-aws-ec2-metadata-token-ttl-seconds"
+                ):
+                    outer.hits.append("imds-token")
+                    return self.reply(200, IMDS_TOKEN, "text/plain")
+                self.reply(400, "")
+
+            def do_GET(self) -> None:
+                if self.path == "/ecs/creds":
+                    if self.headers.get("authorization") != CONTAINER_AUTH:
+                        return self.reply(401, '{"message":"bad token"}')
+                    outer.hits.append("ecs")
+                    return self.reply(200, self.creds())
+                if self.path.startswith("/latest/meta-data/iam/security-credentials/"):
+                    if self.headers.get("x-aws-ec2-metadata-token") != IMDS_TOKEN:
+                        return self.reply(401, "")
+                    role = self.path.rsplit("/", 1)[1]
+                    if not role:
+                        return self.reply(200, ROLE + "\n", "text/plain")
+                    if role != ROLE:
+                        return self.reply(404, "")
+                    outer.hits.append("imds")
+                    return self.reply(200, self.creds())
+                self.reply(404, "")
+
+            def do_POST(self) -> None:
+                length = int(self.headers.get("content-length") or 0)
+                form = dict(
+                    p.split("=", 1) for p in self.rfile.read(length).decode().split("&") if p
+                )
+                if (
+                    form.get("Action") != "AssumeRoleWithWebIdentity"
+                    or form.get("WebIdentityToken") != "web-identity-jwt"
+                ):
+                    refusal = "<ErrorResponse><Error><Message>bad token</Message></Error>"
+                    return self.reply(400, refusal + "</ErrorResponse>", "text/xml")
+                outer.hits.append("sts")
+                self.reply(
+                    200,
+                    "<AssumeRoleWithWebIdentityResponse><AssumeRoleWithWebIdentityResult>"
+                    f"<Credentials><AccessKeyId>{BEDROCK_ACCESS_KEY}</AccessKeyId>"
+                    f"<SecretAccessKey>{outer.secret}</SecretAccessKey>"
+                    f"<SessionToken>{SESSION_TOKEN}</SessionToken>"
+                    f"<Expiration>{expiration(outer.lifetime)}</Expiration></Credentials>"
+                    "</AssumeRoleWithWebIdentityResult></AssumeRoleWithWebIdentityResponse>",
+                    "text/xml",
+                )
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture(scope="module")
+def creds_server():
+    server = CredentialServer()
+    yield server
+    server.close()
+
+
+@pytest.fixture(scope="module")
+def fake_with_token(tmp_path_factory):
+    """The Bedrock fake requiring temporary credentials: key, secret and session token."""
+    fake = FakeUpstream(
+        "bedrock_fake.py",
+        [
+            "--access-key", BEDROCK_ACCESS_KEY, "--secret-key", BEDROCK_SECRET_KEY,
+            "--region", BEDROCK_REGION, "--session-token", SESSION_TOKEN,
+        ],  # fmt: skip
+        tmp_path_factory.mktemp("bedrock-token-fake"),
+    )
+    yield fake
+    fake.close()
+
+
+@pytest.fixture
+def start_gateway(tmp_path_factory, monkeypatch):
+    """Starts a gateway with one bedrock provider (`extra` keys) under `env`."""
+    started: list[ConfiguredGateway] = []
+
+    def start(fake: FakeUpstream, env: dict[str, str], **extra: Any) -> ConfiguredGateway:
+        home = tmp_path_factory.mktemp("home")
+        # No developer's own ~/.aws, no real instance metadata: only what the test sets.
+        monkeypatch.setenv("HOME", str(home))
+        for name in (
+            "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE",
+            "AWS_SHARED_CREDENTIALS_FILE", "AWS_CONFIG_FILE", "AWS_WEB_IDENTITY_TOKEN_FILE",
+            "AWS_ROLE_ARN", "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+            "AWS_CONTAINER_CREDENTIALS_FULL_URI", "AWS_CONTAINER_AUTHORIZATION_TOKEN",
+        ):  # fmt: skip
+            monkeypatch.delenv(name, raising=False)
+        monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+        for k, v in env.items():
+            monkeypatch.setenv(k, v)
+        config = gateway_toml(
+            providers=[
+                {
+                    "name": "bedrock",
+                    "kind": "bedrock",
+                    "region": BEDROCK_REGION,
+                    "endpoint": fake.url,
+                    **extra,
+                }
+            ],
+        )
+        gw = ConfiguredGateway(config, tmp_path_factory.mktemp("gateway"))
+        started.append(gw)
+        return gw
+
+    yield start
+    for gw in started:
+        gw.close()
+
+
+def ask(gw: ConfiguredGateway) -> anthropic.types.Message:
+    key = gw.create_key("alice", "platform", name="aws-credentials")
+    with anthropic.Anthropic(
+        api_key=key["key"],
+        base_url=gw.url,
+        max_retries=0,
+        timeout=30.0,
+        http_client=anthropic.DefaultHttpxClient(trust_env=False),
+    ) as client:
+        return client.messages.create(
+            model=MODEL_ID,
+            max_tokens=32,
+            messages=[{"role": "user", "content": "[[say:signed]] hi"}],
+        )
+
+
+def assert_signed_with_token(fake: FakeUpstream) -> None:
+    seen = fake.model_requests()
+    assert seen and all(r["status"] == 200 for r in seen), fake.summary()
+    for r in seen:
+        headers = {k: v for k, v in r["headers"]}
+        assert headers.get("x-amz-security-token") == SESSION_TOKEN, headers
+        assert f"Credential={BEDROCK_ACCESS_KEY}/" in headers["authorization"]
+
+
+def test_named_profile_from_the_shared_files(start_gateway, bedrock_fake, tmp_path):
+    credentials = tmp_path / "credentials"
+    credentials.write_text(
+        "[default]\naws_access_key_id = AKIDWRONGDEFAULT0001\naws_secret_access_key = nope\n\n"
+        f"[gateway]\naws_access_key_id = {BEDROCK_ACCESS_KEY}\n"
+        f"aws_secret_access_key = {BEDROCK_SECRET_KEY}\n"
+    )
+    bedrock_fake.clear()
+    gw = start_gateway(
+        bedrock_fake, {"AWS_SHARED_CREDENTIALS_FILE": str(credentials)}, profile="gateway"
+    )
+    assert ask(gw).content[0].text == "signed"
+    assert [r["status"] for r in bedrock_fake.model_requests()] == [200]
+
+
+def test_chain_takes_aws_profile(start_gateway, bedrock_fake, tmp_path):
+    config = tmp_path / "config"
+    config.write_text(
+        f"[profile team]\naws_access_key_id = {BEDROCK_ACCESS_KEY}\n"
+        f"aws_secret_access_key = {BEDROCK_SECRET_KEY}\n"
+    )
+    bedrock_fake.clear()
+    gw = start_gateway(
+        bedrock_fake,
+        {"AWS_CONFIG_FILE": str(config), "AWS_PROFILE": "team"},
+        credentials="chain",
+    )
+    assert ask(gw).content[0].text == "signed"
+
+
+def test_a_missing_profile_stops_the_start(bedrock_fake, tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    config = gateway_toml(
+        providers=[
+            {"name": "bedrock", "kind": "bedrock", "region": BEDROCK_REGION,
+             "endpoint": bedrock_fake.url, "profile": "absent"},
+        ]  # fmt: skip
+    )
+    with pytest.raises(BaseException) as exc:
+        ConfiguredGateway(config, tmp_path / "gw")
+    assert "profile" in str(exc.value) and "absent" in str(exc.value), exc.value
+
+
+def test_container_credentials_are_cached(start_gateway, fake_with_token, creds_server):
+    creds_server.hits.clear()
+    creds_server.lifetime = 3600
+    fake_with_token.clear()
+    gw = start_gateway(
+        fake_with_token,
+        {
+            "AWS_CONTAINER_CREDENTIALS_FULL_URI": f"{creds_server.url}/ecs/creds",
+            "AWS_CONTAINER_AUTHORIZATION_TOKEN": CONTAINER_AUTH,
+        },
+        credentials="chain",
+    )
+    assert ask(gw).content[0].text == "signed"
+    assert ask(gw).content[0].text == "signed"
+    assert_signed_with_token(fake_with_token)
+    # An hour of validity: fetched once, used twice.
+    assert creds_server.hits == ["ecs"], creds_server.hits
+
+
+def test_credentials_near_expiry_are_renewed(start_gateway, fake_with_token, creds_server):
+    creds_server.hits.clear()
+    creds_server.lifetime = 120  # inside the five-minute renewal margin
+    fake_with_token.clear()
+    gw = start_gateway(
+        fake_with_token,
+        {
+            "AWS_CONTAINER_CREDENTIALS_FULL_URI": f"{creds_server.url}/ecs/creds",
+            "AWS_CONTAINER_AUTHORIZATION_TOKEN": CONTAINER_AUTH,
+        },
+        credentials="chain",
+    )
+    ask(gw)
+    ask(gw)
+    assert creds_server.hits == ["ecs", "ecs"], creds_server.hits
+    assert_signed_with_token(fake_with_token)
+    creds_server.lifetime = 3600
+
+
+def test_instance_metadata_v2(start_gateway, fake_with_token, creds_server):
+    creds_server.hits.clear()
+    fake_with_token.clear()
+    gw = start_gateway(
+        fake_with_token,
+        {
+            "AWS_EC2_METADATA_DISABLED": "false",
+            "AWS_EC2_METADATA_SERVICE_ENDPOINT": creds_server.url,
+        },
+        credentials="chain",
+    )
+    assert ask(gw).content[0].text == "signed"
+    assert creds_server.hits == ["imds-token", "imds"], creds_server.hits
+    assert_signed_with_token(fake_with_token)
+
+
+def test_web_identity(start_gateway, fake_with_token, creds_server, tmp_path):
+    token_file = tmp_path / "token"
+    token_file.write_text("web-identity-jwt\n")
+    creds_server.hits.clear()
+    fake_with_token.clear()
+    gw = start_gateway(
+        fake_with_token,
+        {
+            "AWS_WEB_IDENTITY_TOKEN_FILE": str(token_file),
+            "AWS_ROLE_ARN": "arn:aws:iam::123456789012:role/tollgate",
+            "AWS_ENDPOINT_URL_STS": creds_server.url,
+        },
+        credentials="chain",
+    )
+    assert ask(gw).content[0].text == "signed"
+    assert creds_server.hits == ["sts"], creds_server.hits
+    assert_signed_with_token(fake_with_token)
+
+
+def test_wrong_credentials_from_the_chain_are_refused(
+    start_gateway, fake_with_token, creds_server
+):
+    creds_server.hits.clear()
+    creds_server.secret = "not-the-secret"
+    fake_with_token.clear()
+    try:
+        gw = start_gateway(
+            fake_with_token,
+            {
+                "AWS_CONTAINER_CREDENTIALS_FULL_URI": f"{creds_server.url}/ecs/creds",
+                "AWS_CONTAINER_AUTHORIZATION_TOKEN": CONTAINER_AUTH,
+            },
+            credentials="chain",
+        )
+        with pytest.raises(anthropic.APIStatusError) as exc:
+            ask(gw)
+    finally:
+        creds_server.secret = BEDROCK_SECRET_KEY
+    assert exc.value.status_code == 502, exc.value.body
+    assert "refused the gateway's credentials" in exc.value.body["error"]["message"]
+    seen = fake_with_token.model_requests()
+    assert [r["status"] for r in seen] == [403], fake_with_token.summary()
+
+
+def test_an_unreachable_credential_endpoint_is_a_502(start_gateway, fake_with_token):
+    fake_with_token.clear()
+    started = time.monotonic()
+    gw = start_gateway(
+        fake_with_token,
+        {"AWS_CONTAINER_CREDENTIALS_FULL_URI": "http://127.0.0.1:9/creds"},
+        credentials="chain",
+    )
+    with pytest.raises(anthropic.APIStatusError) as exc:
+        ask(gw)
+    assert exc.value.status_code == 502, exc.value.body
+    assert "AWS credentials" in exc.value.body["error"]["message"], exc.value.body
+    assert fake_with_token.model_requests() == []
+    assert time.monotonic() - started < 30
