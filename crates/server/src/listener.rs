@@ -49,6 +49,7 @@ pub async fn serve(
         .keep_alive(true);
     builder.http2().timer(TokioTimer::new());
     let graceful = GracefulShutdown::new();
+    let tick = tokio::spawn(keep_timer_near());
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
@@ -74,6 +75,7 @@ pub async fn serve(
         }
     }
     drop(listener);
+    tick.abort();
     if tokio::time::timeout(drain, graceful.shutdown())
         .await
         .is_err()
@@ -82,5 +84,19 @@ pub async fn serve(
             "connections still open after {} s; stopping anyway",
             drain.as_secs()
         );
+    }
+}
+
+/// A standing one-second deadline on this runtime's timer.
+///
+/// Tokio wakes its own driver with an eventfd write whenever a new deadline falls before the
+/// one the driver last parked with. hyper arms a header-read deadline for every request on a
+/// keep-alive connection, so without a nearer deadline that is one `write(2)` and one spurious
+/// `epoll_wait` round per request; with this tick, deadlines of a second or more never are.
+async fn keep_timer_near() {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
     }
 }
