@@ -28,7 +28,11 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import bodies  # noqa: E402
 
-TARGETS = ("direct", "nginx", "tollgate")
+# `tollgate-route`: the same gateway, each request sent through a three-target weighted route
+# (x-tollgate-route: bench-three) over three providers on the same mock, so routing's cost shows
+# against the plain `tollgate` cell of the same run.
+TARGETS = ("direct", "nginx", "tollgate", "tollgate-route")
+ROUTE_HEADER = "x-tollgate-route: bench-three"
 MODES = ("rate", "sat")
 MODE_LABEL = {"rate": "1k rps", "sat": "sat c32"}
 
@@ -122,9 +126,11 @@ def hwm_kb(pid):
 
 def proxy_spec(args, target):
     """What a proxy-matrix target is sent and which process is measured."""
+    gateway = target.startswith("tollgate")
     return {"target": target, "url": args.urls[target],
-            "key": args.gateway_key if target == "tollgate" else args.upstream_key,
-            "headers": [], "pid": {"nginx": args.nginx_pid, "tollgate": args.tollgate_pid}.get(target)}
+            "key": args.gateway_key if gateway else args.upstream_key,
+            "headers": [ROUTE_HEADER] if target == "tollgate-route" else [],
+            "pid": args.tollgate_pid if gateway else {"nginx": args.nginx_pid}.get(target)}
 
 
 def conv_spec(args, path):
@@ -315,6 +321,13 @@ def ratios(agg):
             "tollgate_over_nginx_cpu_per_req": div(g("sat", "tollgate", "cpu_ms_per_req"),
                                                    g("sat", "nginx", "cpu_ms_per_req")),
             "tollgate_sat_rps": g("sat", "tollgate", "rps"),
+            "route_sat_rps": g("sat", "tollgate-route", "rps"),
+            "route_over_nginx_cpu_per_req": div(g("sat", "tollgate-route", "cpu_ms_per_req"),
+                                                g("sat", "nginx", "cpu_ms_per_req")),
+            "route_added_p50_ms_at_rate": sub(g("rate", "tollgate-route", "p50_ms"),
+                                              g("rate", "direct", "p50_ms")),
+            "route_minus_tollgate_p50_ms_at_rate": sub(g("rate", "tollgate-route", "p50_ms"),
+                                                       g("rate", "tollgate", "p50_ms")),
             "tollgate_rss_mb": max(filter(None, [g("sat", "tollgate", "rss_mb"),
                                                  g("rate", "tollgate", "rss_mb")]), default=None),
         }
@@ -416,6 +429,22 @@ def render_proxy(result):
         v = rat[kind]["tollgate_added_p50_ms_at_rate"]
         row(f"{label}: added p50 at 1,000 rps", f"< {ADDED_P50_TARGET_MS} ms", fmt(v, 3),
             None if v is None else v < ADDED_P50_TARGET_MS)
+    for kind, (label, _) in bodies.KINDS.items():
+        r = rat[kind]
+        v = r.get("route_sat_rps")
+        if v is not None:
+            row(f"{label}, three-target route: saturation rps", f"≥ {RPS_TARGET[kind]:,}",
+                fmt(v, 0), v >= RPS_TARGET[kind])
+        v = r.get("route_over_nginx_cpu_per_req")
+        if v is not None:
+            row(f"{label}, three-target route: CPU/request ÷ nginx",
+                f"≤ {CPU_RATIO_TARGET[kind]:g}×", fmt(v), v <= CPU_RATIO_TARGET[kind])
+        v = r.get("route_added_p50_ms_at_rate")
+        if v is not None:
+            row(f"{label}, three-target route: added p50 at 1,000 rps",
+                f"< {ADDED_P50_TARGET_MS} ms",
+                f"{fmt(v, 3)} (route − tollgate {fmt(r.get('route_minus_tollgate_p50_ms_at_rate'), 3)})",
+                v < ADDED_P50_TARGET_MS)
     rss = [rat[k]["tollgate_rss_mb"] for k in bodies.KINDS if rat[k]["tollgate_rss_mb"]]
     v = max(rss) if rss else None
     row("tollgate peak RSS (largest cell)", f"< {RSS_TARGET_MB:g} MB", fmt(v, 1),
@@ -733,7 +762,8 @@ def run_conversion(args, paths, tally):
 
 
 def cmd_run(args):
-    args.urls = {t: u for t, u in zip(TARGETS, (args.direct, args.nginx, args.tollgate))}
+    args.urls = {t: u for t, u in zip(TARGETS, (args.direct, args.nginx, args.tollgate,
+                                                  args.tollgate))}
     args.urls["tollgate_base"] = args.tollgate.split("/v1/")[0]
     paths = bodies.write_all(os.path.join(args.work, "bodies"))
     print(f"bodies: { {k: os.path.getsize(p) for k, p in paths.items()} }", file=sys.stderr)

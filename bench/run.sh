@@ -157,6 +157,19 @@ kind = "anthropic"
 base_url = "http://$UP_ADDR"
 api_key = "$UPSTREAM_KEY"
 
+# Two more anthropic providers on the same mock: the three targets of the route cell.
+[[providers]]
+name = "anthropic-b"
+kind = "anthropic"
+base_url = "http://$UP_ADDR"
+api_key = "$UPSTREAM_KEY"
+
+[[providers]]
+name = "anthropic-c"
+kind = "anthropic"
+base_url = "http://$UP_ADDR"
+api_key = "$UPSTREAM_KEY"
+
 [[providers]]
 name = "bedrock"
 kind = "bedrock"
@@ -174,6 +187,17 @@ base_url = "http://$UP_ADDR"
 [[models]]
 name = "claude-sonnet-4-5"
 providers = { anthropic = "claude-sonnet-4-5", bedrock = "us.anthropic.claude-sonnet-4-5-20250929-v1:0", oai = "gpt-bench" }
+
+# The tollgate-route cell: every request planned over three weighted targets (session affinity
+# on, the default), each sending the requested model id so the body still passes unchanged.
+[[routes]]
+name = "bench-three"
+strategy = "weighted"
+targets = [
+  { provider = "anthropic", model = "claude-sonnet-4-5" },
+  { provider = "anthropic-b", model = "claude-sonnet-4-5" },
+  { provider = "anthropic-c", model = "claude-sonnet-4-5" },
+]
 
 [journal]
 EOF
