@@ -186,6 +186,9 @@ pub struct JournalSection {
     pub store_bodies: bool,
     /// Bodies are truncated to this many bytes when stored.
     pub body_cap_bytes: usize,
+    /// How often finished records are committed to the SQLite copy (1–10,000 ms). Longer means
+    /// fewer, larger commits; `logs`, `spend` and the admin API flush first either way.
+    pub commit_interval_ms: u64,
 }
 
 impl Default for JournalSection {
@@ -193,6 +196,8 @@ impl Default for JournalSection {
         Self {
             store_bodies: false,
             body_cap_bytes: 64 * 1024,
+            commit_interval_ms: tollgate_ledger::journal::DEFAULT_COMMIT_INTERVAL.as_millis()
+                as u64,
         }
     }
 }

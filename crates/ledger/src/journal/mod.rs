@@ -16,5 +16,5 @@ mod segments;
 mod sqlite;
 
 pub use record::{AttemptRecord, JournalRecord};
-pub use segments::{Journal, JournalConfig};
+pub use segments::{DEFAULT_COMMIT_INTERVAL, Journal, JournalConfig};
 pub use sqlite::{JournalQuery, JournalReader, SpendBy, SpendQuery, SpendRow};
