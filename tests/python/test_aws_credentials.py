@@ -259,42 +259,37 @@ def test_a_missing_profile_stops_the_start(bedrock_fake, tmp_path, monkeypatch):
     assert "profile" in str(exc.value) and "absent" in str(exc.value), exc.value
 
 
-def test_container_credentials_are_cached(start_gateway, fake_with_token, creds_server):
+@pytest.mark.parametrize(
+    ("lifetime", "fetches"),
+    [
+        # An hour of validity: fetched once, used twice.
+        (3600, ["ecs"]),
+        # Inside the five-minute renewal margin: fetched again before the second use.
+        (120, ["ecs", "ecs"]),
+    ],
+    ids=["cached", "renewed-near-expiry"],
+)
+def test_container_credentials_are_cached_until_near_expiry(
+    lifetime, fetches, start_gateway, fake_with_token, creds_server
+):
     creds_server.hits.clear()
-    creds_server.lifetime = 3600
+    creds_server.lifetime = lifetime
     fake_with_token.clear()
-    gw = start_gateway(
-        fake_with_token,
-        {
-            "AWS_CONTAINER_CREDENTIALS_FULL_URI": f"{creds_server.url}/ecs/creds",
-            "AWS_CONTAINER_AUTHORIZATION_TOKEN": CONTAINER_AUTH,
-        },
-        credentials="chain",
-    )
-    assert ask(gw).content[0].text == "signed"
-    assert ask(gw).content[0].text == "signed"
-    assert_signed_with_token(fake_with_token)
-    # An hour of validity: fetched once, used twice.
-    assert creds_server.hits == ["ecs"], creds_server.hits
-
-
-def test_credentials_near_expiry_are_renewed(start_gateway, fake_with_token, creds_server):
-    creds_server.hits.clear()
-    creds_server.lifetime = 120  # inside the five-minute renewal margin
-    fake_with_token.clear()
-    gw = start_gateway(
-        fake_with_token,
-        {
-            "AWS_CONTAINER_CREDENTIALS_FULL_URI": f"{creds_server.url}/ecs/creds",
-            "AWS_CONTAINER_AUTHORIZATION_TOKEN": CONTAINER_AUTH,
-        },
-        credentials="chain",
-    )
-    ask(gw)
-    ask(gw)
-    assert creds_server.hits == ["ecs", "ecs"], creds_server.hits
-    assert_signed_with_token(fake_with_token)
-    creds_server.lifetime = 3600
+    try:
+        gw = start_gateway(
+            fake_with_token,
+            {
+                "AWS_CONTAINER_CREDENTIALS_FULL_URI": f"{creds_server.url}/ecs/creds",
+                "AWS_CONTAINER_AUTHORIZATION_TOKEN": CONTAINER_AUTH,
+            },
+            credentials="chain",
+        )
+        assert ask(gw).content[0].text == "signed"
+        assert ask(gw).content[0].text == "signed"
+        assert_signed_with_token(fake_with_token)
+        assert creds_server.hits == fetches, creds_server.hits
+    finally:
+        creds_server.lifetime = 3600
 
 
 def test_instance_metadata_v2(start_gateway, fake_with_token, creds_server):

@@ -372,6 +372,30 @@ def _create(client, stream: bool, **params):
     return raw.parse(), raw.headers.get("x-tollgate-request-id")
 
 
+def _answer_tool_call(client, fake, stream: bool, messages, first, params):
+    """Sends `first` back with a result for its tool call (its thinking block echoed as the
+    client received it); returns the answer, its gateway request id and every request the fake
+    has seen, and fails clearly when the echoed block is refused."""
+    call = first.content[1]
+    result = {"type": "tool_result", "tool_use_id": call.id, "content": "ok"}
+    messages = messages + [
+        {"role": "assistant", "content": [b.model_dump(exclude_none=True) for b in first.content]},
+        {"role": "user", "content": [result]},
+    ]
+    try:
+        second, second_id = _create(client, stream, messages=messages, **params)
+    except anthropic.APIStatusError as exc:
+        pytest.fail(
+            f"the echoed thinking block was refused: {exc.status_code} {exc.body}\n"
+            f"{fake.summary()}",
+            pytrace=False,
+        )
+    seen = fake.model_requests()
+    assert len(seen) == 2, fake.summary()
+    assert_accepted(seen[1], fake)
+    return second, second_id, seen
+
+
 @pytest.mark.parametrize("stream", [False, True], ids=["json", "stream"])
 @pytest.mark.parametrize("provider", ALL)
 def test_tool_use_round_trip(provider, stream, clients, fakes, gw):
@@ -443,23 +467,7 @@ def test_thinking_round_trip(provider, stream, clients, fakes, gw):
     assert thinking.signature, "signature lost on the way back"
     assert_journal(gw, first_id, provider, stream=stream, usage=answered_usage(provider, seen[0]))
 
-    call = first.content[1]
-    result = {"type": "tool_result", "tool_use_id": call.id, "content": "ok"}
-    messages = messages + [
-        {"role": "assistant", "content": [b.model_dump(exclude_none=True) for b in first.content]},
-        {"role": "user", "content": [result]},
-    ]
-    try:
-        second, second_id = _create(client, stream, messages=messages, **params)
-    except anthropic.APIStatusError as exc:
-        pytest.fail(
-            f"the echoed thinking block was refused: {exc.status_code} {exc.body}\n"
-            f"{fake.summary()}",
-            pytrace=False,
-        )
-    seen = fake.model_requests()
-    assert len(seen) == 2, fake.summary()
-    assert_accepted(seen[1], fake)
+    second, second_id, seen = _answer_tool_call(client, fake, stream, messages, first, params)
     echoed = json.loads(seen[1]["body"])["messages"][1]["content"][0]
     assert echoed == {
         "type": "thinking",
@@ -501,23 +509,7 @@ def test_reasoning_becomes_thinking(stream, clients, fakes, gw):
     )
     assert thinking.signature == "", thinking
 
-    call = first.content[1]
-    result = {"type": "tool_result", "tool_use_id": call.id, "content": "ok"}
-    messages = messages + [
-        {"role": "assistant", "content": [b.model_dump(exclude_none=True) for b in first.content]},
-        {"role": "user", "content": [result]},
-    ]
-    try:
-        second, second_id = _create(client, stream, messages=messages, **params)
-    except anthropic.APIStatusError as exc:
-        pytest.fail(
-            f"the echoed thinking block was refused: {exc.status_code} {exc.body}\n"
-            f"{fake.summary()}",
-            pytrace=False,
-        )
-    seen = fake.model_requests()
-    assert len(seen) == 2, fake.summary()
-    assert_accepted(seen[1], fake)
+    second, second_id, seen = _answer_tool_call(client, fake, stream, messages, first, params)
     replayed = json.loads(seen[1]["body"])["messages"][1]
     assert replayed["role"] == "assistant" and "reasoning_content" not in replayed, replayed
     assert [b.type for b in second.content] == ["thinking", "text"], second.content
