@@ -239,7 +239,12 @@ python3 "$HERE/bench.py" run \
   --upstream-pid "$UPSTREAM_PID" --tollgate-pid "$TG_PID" \
   --tollgate-bin "$TOLLGATE" --tollgate-data "$TG_DATA" \
   ${NGINX_ARGS[@]+"${NGINX_ARGS[@]}"} --commit "$COMMIT" \
-  --duration "$DURATION" --reps "$REPS" --warmup "$WARMUP" --only "$ONLY"
+  --duration "$DURATION" --reps "$REPS" --warmup "$WARMUP" --only "$ONLY" &
+# In the background and waited for, so that a signal to this script runs the cleanup at once
+# (bash defers traps until a foreground child returns) instead of leaving the matrix running.
+BENCH_PID=$!
+PIDS+=("$BENCH_PID")
+wait "$BENCH_PID"
 
 for f in "$WORK/tollgate.err" "$WORK/upstream.err" "$WORK/nginx/logs/error.log"; do
   tail_lines=$(grep -v -e 'admin key' -e 'shown once' "$f" 2>/dev/null | tail -n 5 || true)
