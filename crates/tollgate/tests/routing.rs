@@ -532,7 +532,7 @@ async fn unknown_route_is_a_404_in_the_clients_dialect() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn bad_route_configuration_stops_the_gateway_with_a_clear_error() {
+async fn bad_routing_or_journal_configuration_stops_the_gateway_with_a_clear_error() {
     let cases = [
         (
             "[[routes]]\nname = \"r\"\ntargets = [{ provider = \"missing\" }]\n",
@@ -549,6 +549,10 @@ async fn bad_route_configuration_stops_the_gateway_with_a_clear_error() {
         (
             "[[providers]]\nname = \"s\"\nkind = \"simulator\"\nerrors = { \"529\" = 1.5 }\n",
             "provider 's' (simulator): errors.529 must be between 0 and 1",
+        ),
+        (
+            "[journal]\ncommit_interval_ms = 0\n",
+            "[journal] commit_interval_ms must be between 1 and 10000, not 0",
         ),
     ];
     for (toml, want) in cases {
