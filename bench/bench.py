@@ -109,15 +109,20 @@ def reset_hwm(pids):
     return ok
 
 
-def hwm_kb(pid):
+def status_kb(pid, field):
+    """A memory figure of /proc/PID/status (`VmHWM`, `VmRSS`), in kB; 0 when unreadable."""
     try:
         with open(f"/proc/{pid}/status") as f:
             for line in f:
-                if line.startswith("VmHWM:"):
+                if line.startswith(field + ":"):
                     return int(line.split()[1])
     except OSError:
         pass
     return 0
+
+
+def hwm_kb(pid):
+    return status_kb(pid, "VmHWM")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -203,6 +208,9 @@ def load_run(args, spec, kind, mode, duration, body, rate=None):
         per = {p: hwm_kb(p) for p in pids_after}
         rec["rss_kb_per_process"] = per
         rec["rss_mb"] = sum(per.values()) / 1024
+        # Resident memory when the run ends: what the allocator kept, which the next run's peak
+        # starts from (the peak reset cannot lower it).
+        rec["rss_end_mb"] = sum(status_kb(p, "VmRSS") for p in pids_after) / 1024
         rec["rss_reset"] = hwm_reset
         rec["processes"] = len(pids_after)
     return rec
@@ -715,6 +723,7 @@ def matrix(args, specs, kinds, paths, rate, tally, label):
                           f"{r.get('rps', 0):,.0f} rps p50 {r.get('p50_ms', 0):.3f} ms "
                           f"p99 {r.get('p99_ms', 0):.3f} ms cpu/req "
                           f"{fmt(r.get('cpu_ms_per_req'), 4)} ms rss {fmt(r.get('rss_mb'), 1)} MB "
+                          f"(at end {fmt(r.get('rss_end_mb'), 1)} MB) "
                           f"statuses {r.get('statuses')} errors {r.get('errors')} "
                           f"{r.get('error', '')}", file=sys.stderr)
     return runs
