@@ -109,6 +109,25 @@ impl Cluster {
         r.json()
     }
 
+    /// A gateway key made through replica A's admin API: the creation answer (`key`, `id`).
+    async fn make_key(&self, user: &str, team: &str) -> Value {
+        self.ok(
+            &self.a,
+            "POST",
+            "/keys",
+            json!({"user": user, "team": team}),
+        )
+        .await
+    }
+
+    /// Waits until replica B accepts `key` (checked with `whoami`, which spends nothing).
+    async fn until_b_knows(&self, what: &str, key: &str) {
+        time_until(what, Instant::now(), || async {
+            self.call(&self.b, key, "GET", "/whoami", None).await.status == 200
+        })
+        .await;
+    }
+
     /// A Messages request with `key` to one replica.
     async fn ask(&self, gw: &Gateway, key: &str, model: &str) -> Reply {
         let url = format!("{}/v1/messages", gw.url);
@@ -165,14 +184,7 @@ where
 async fn a_key_made_on_one_replica_works_on_the_other_and_its_revocation_reaches_both_within_a_second()
  {
     let c = Cluster::start("").await;
-    let made = c
-        .ok(
-            &c.a,
-            "POST",
-            "/keys",
-            json!({"user": "alice", "team": "platform"}),
-        )
-        .await;
+    let made = c.make_key("alice", "platform").await;
     let created = Instant::now();
     let key = made["key"].as_str().unwrap().to_string();
     let id = made["id"].as_str().unwrap().to_string();
@@ -222,20 +234,10 @@ async fn a_key_made_on_one_replica_works_on_the_other_and_its_revocation_reaches
 #[tokio::test]
 async fn a_policy_and_an_admin_credential_made_on_one_replica_apply_on_the_other() {
     let c = Cluster::start("").await;
-    let made = c
-        .ok(
-            &c.a,
-            "POST",
-            "/keys",
-            json!({"user": "bob", "team": "platform"}),
-        )
-        .await;
+    let made = c.make_key("bob", "platform").await;
     let key = made["key"].as_str().unwrap().to_string();
     // B knows the key before the policy is written (whoami spends nothing).
-    time_until("replica B knows bob's key", Instant::now(), || async {
-        c.call(&c.b, &key, "GET", "/whoami", None).await.status == 200
-    })
-    .await;
+    c.until_b_knows("replica B knows bob's key", &key).await;
     assert_eq!(c.ask(&c.b, &key, OPUS).await.status, 200);
 
     let policy = c
@@ -336,14 +338,7 @@ async fn a_policy_and_an_admin_credential_made_on_one_replica_apply_on_the_other
         },
     )
     .await;
-    let later = c
-        .ok(
-            &c.a,
-            "POST",
-            "/keys",
-            json!({"user": "erin", "team": "platform"}),
-        )
-        .await;
+    let later = c.make_key("erin", "platform").await;
     let later_key = later["key"].as_str().unwrap().to_string();
     let made = Instant::now();
     let seen = time_until("replica B still follows new keys", made, || async {
@@ -436,14 +431,7 @@ const ACTUAL_NANOS: i64 = 60_000_000;
 /// A team with a $1.00 monthly budget written through replica A's admin API, and a key of it
 /// that both replicas know.
 async fn team_with_a_dollar(c: &Cluster, team: &str, enforcement: &str) -> String {
-    let made = c
-        .ok(
-            &c.a,
-            "POST",
-            "/keys",
-            json!({"user": format!("{team}-dev"), "team": team}),
-        )
-        .await;
+    let made = c.make_key(&format!("{team}-dev"), team).await;
     let key = made["key"].as_str().unwrap().to_string();
     c.ok(
         &c.a,
@@ -455,10 +443,7 @@ async fn team_with_a_dollar(c: &Cluster, team: &str, enforcement: &str) -> Strin
     .await;
     // Both replicas must hold the key and the policy before the flood: the key is checked
     // without spending, the policy is given the second it is promised.
-    time_until("replica B knows the key", Instant::now(), || async {
-        c.call(&c.b, &key, "GET", "/whoami", None).await.status == 200
-    })
-    .await;
+    c.until_b_knows("replica B knows the key", &key).await;
     tokio::time::sleep(WITHIN).await;
     key
 }
@@ -498,14 +483,7 @@ async fn two_hundred_requests_over_two_replicas_hold_a_one_dollar_team_budget() 
 #[tokio::test]
 async fn sixty_requests_per_minute_over_two_replicas_let_sixty_through_not_120() {
     let c = Cluster::start("").await;
-    let made = c
-        .ok(
-            &c.a,
-            "POST",
-            "/keys",
-            json!({"user": "carol", "team": "rated"}),
-        )
-        .await;
+    let made = c.make_key("carol", "rated").await;
     let key = made["key"].as_str().unwrap().to_string();
     c.ok(
         &c.a,
@@ -514,23 +492,10 @@ async fn sixty_requests_per_minute_over_two_replicas_let_sixty_through_not_120()
         json!({"scope": "team:rated", "name": "sixty a minute", "rate": {"requests_per_minute": 60}}),
     )
     .await;
-    time_until("replica B knows the key", Instant::now(), || async {
-        c.call(&c.b, &key, "GET", "/whoami", None).await.status == 200
-    })
-    .await;
+    c.until_b_knows("replica B knows the key", &key).await;
     tokio::time::sleep(WITHIN).await;
-    // Start early in a minute so the burst sits in one fixed window.
-    loop {
-        let s = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_secs()
-            % 60;
-        if s < 40 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
+    // The burst must sit in one fixed per-minute window.
+    support::until_early_in_a_minute().await;
     let mut tasks = Vec::new();
     for i in 0..150 {
         let gw = if i % 2 == 0 { &c.a } else { &c.b };
@@ -559,20 +524,10 @@ async fn sixty_requests_per_minute_over_two_replicas_let_sixty_through_not_120()
 async fn a_postgres_outage_leaves_requests_flowing_and_changes_resume_after_it() {
     // Store calls give up on the unreachable database after a second.
     let c = Cluster::start("connect_timeout_secs = 1").await;
-    let made = c
-        .ok(
-            &c.a,
-            "POST",
-            "/keys",
-            json!({"user": "dana", "team": "platform"}),
-        )
-        .await;
+    let made = c.make_key("dana", "platform").await;
     let key = made["key"].as_str().unwrap().to_string();
     let id = made["id"].as_str().unwrap().to_string();
-    time_until("replica B knows the key", Instant::now(), || async {
-        c.call(&c.b, &key, "GET", "/whoami", None).await.status == 200
-    })
-    .await;
+    c.until_b_knows("replica B knows the key", &key).await;
 
     c.pg.pause();
     // The request path never reads the store: both replicas keep serving from their snapshots.

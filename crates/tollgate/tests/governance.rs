@@ -428,18 +428,8 @@ async fn sixty_requests_per_minute_over_two_replicas_let_sixty_through_not_120()
     let b = Gateway::start_with(&upstream.url(), &toml).await;
     let ka = a.create_key("alice", "platform").await;
     let kb = b.create_key("bob", "platform").await;
-    // Start early in a minute so the burst sits in one fixed window.
-    loop {
-        let s = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_secs()
-            % 60;
-        if s < 40 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
+    // The burst must sit in one fixed per-minute window.
+    support::until_early_in_a_minute().await;
     let client = Arc::new(client());
     let mut tasks = Vec::new();
     for i in 0..150 {

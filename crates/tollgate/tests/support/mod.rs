@@ -384,6 +384,22 @@ fn postgres_store(
 }
 
 /// A port on which nothing listens.
+/// Waits until the wall clock is in the first 40 seconds of a minute, so that a burst of
+/// requests started now falls in one fixed per-minute rate window.
+pub async fn until_early_in_a_minute() {
+    loop {
+        let s = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs()
+            % 60;
+        if s < 40 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
 pub fn closed_port_url() -> String {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let addr = listener.local_addr().expect("local addr");
