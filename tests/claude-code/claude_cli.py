@@ -78,8 +78,8 @@ def run_claude_cli(
 
     home = tmp_path / "home"
     workdir = tmp_path / "project"
-    home.mkdir(exist_ok=True)
-    workdir.mkdir(exist_ok=True)
+    home.mkdir(parents=True, exist_ok=True)
+    workdir.mkdir(parents=True, exist_ok=True)
     full_env = {
         "PATH": os.environ.get("PATH", "/usr/local/bin:/usr/bin:/bin"),
         "HOME": str(home),

@@ -13,15 +13,12 @@
 from __future__ import annotations
 
 import importlib.util
-import os
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
-from claude_cli import Run, find_claude
+from claude_cli import Run, find_claude, run_claude_cli
 
 if "tollgate_shared_fixtures" not in sys.modules:
     # Run on its own (`pytest tests/claude-code`), pytest does not read tests/conftest.py.
@@ -33,7 +30,7 @@ if "tollgate_shared_fixtures" not in sys.modules:
     _spec.loader.exec_module(_shared)
     from tollgate_shared_fixtures import upstream  # noqa: F401
 
-from tollgate_shared_fixtures import Gateway, Proc, clean_env, find_binary
+from tollgate_shared_fixtures import Gateway
 
 CLAUDE_TIMEOUT = 120
 # Claude Code's default main model.
@@ -80,49 +77,9 @@ targets = [{ provider = "twin-a" }, { provider = "twin-b" }]
 """
 
 
-class RoutedGateway(Gateway):
-    """A gateway with the scripted upstream as provider `anthropic`, plus `extra` config."""
-
-    def __init__(self, upstream, workdir: Path, extra: str):  # noqa: F811 - the fixture's name
-        self.upstream = upstream
-        self.workdir = workdir
-        self.data_dir = workdir / "data"
-        self.config_path = workdir / "tollgate.toml"
-        self.bin = find_binary("TOLLGATE_BIN", "tollgate")
-        workdir.mkdir(parents=True, exist_ok=True)
-        self.config_path.write_text(
-            f"""
-[[providers]]
-name = "anthropic"
-kind = "anthropic"
-base_url = "{upstream.url}"
-api_key = "${{UPSTREAM_KEY}}"
-{extra}
-"""
-        )
-        self.proc = Proc(
-            "tollgate",
-            [
-                self.bin,
-                "serve",
-                "--config",
-                str(self.config_path),
-                "--listen",
-                "127.0.0.1:0",
-                "--data-dir",
-                str(self.data_dir),
-            ],
-            workdir,
-            clean_env(UPSTREAM_KEY=upstream.api_key),
-        )
-        match = self.proc.wait_for_stdout(r"tollgate listening on (http://\S+)")
-        self.url = match.group(1).rstrip("/")
-        self._wait_for_admin_key()
-
-
 @pytest.fixture(scope="module")
 def routed_gateway(upstream, tmp_path_factory):  # noqa: F811
-    gw = RoutedGateway(upstream, tmp_path_factory.mktemp("routed-gateway"), FAILING_PRIMARY)
+    gw = Gateway(upstream, tmp_path_factory.mktemp("routed-gateway"), extra_toml=FAILING_PRIMARY)
     yield gw
     gw.close()
 
@@ -130,7 +87,7 @@ def routed_gateway(upstream, tmp_path_factory):  # noqa: F811
 @pytest.fixture(scope="module")
 def balanced_gateway(upstream, tmp_path_factory):  # noqa: F811
     extra = TWO_EQUAL_PROVIDERS.replace("URL", upstream.url).replace("MODEL", MAIN_MODEL)
-    gw = RoutedGateway(upstream, tmp_path_factory.mktemp("balanced-gateway"), extra)
+    gw = Gateway(upstream, tmp_path_factory.mktemp("balanced-gateway"), extra_toml=extra)
     yield gw
     gw.close()
 
@@ -146,42 +103,14 @@ def _fresh_upstream_recording(upstream):  # noqa: F811
 
 
 def run_claude(gateway: Gateway, key: str, prompt: str, tmp_path: Path) -> Run:
-    home = tmp_path / "home"
-    workdir = tmp_path / "project"
-    home.mkdir(parents=True, exist_ok=True)
-    workdir.mkdir(parents=True, exist_ok=True)
     env = {
-        "PATH": os.environ.get("PATH", "/usr/local/bin:/usr/bin:/bin"),
-        "HOME": str(home),
-        "LANG": "C.UTF-8",
-        "TMPDIR": str(tmp_path),
         "ANTHROPIC_BASE_URL": gateway.url,
         "ANTHROPIC_AUTH_TOKEN": key,
-        "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
-        "DISABLE_AUTOUPDATER": "1",
         # Claude Code must not paper over a failure with its own retries: the gateway's
         # fallback is what is under test.
         "CLAUDE_CODE_MAX_RETRIES": "0",
     }
-    argv = [find_claude(), "-p", prompt, "--output-format", "json", "--allowedTools", "Bash,Agent"]
-    started = time.monotonic()
-    try:
-        done = subprocess.run(
-            argv,
-            cwd=workdir,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=CLAUDE_TIMEOUT,
-            stdin=subprocess.DEVNULL,
-        )
-    except subprocess.TimeoutExpired as exc:
-        pytest.fail(
-            f"claude -p did not finish within {CLAUDE_TIMEOUT}s\n"
-            f"stdout:\n{exc.stdout!r}\nstderr:\n{exc.stderr!r}",
-            pytrace=False,
-        )
-    return Run(done, time.monotonic() - started)
+    return run_claude_cli(find_claude(), tmp_path, prompt, env, CLAUDE_TIMEOUT)
 
 
 def routed_records(gateway: Gateway, session_id: str, count: int) -> list[dict]:
