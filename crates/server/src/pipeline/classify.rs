@@ -45,19 +45,24 @@ fn header(h: &HeaderMap, name: &str) -> Option<String> {
         .map(str::to_string)
 }
 
+/// The comma-separated `x-tollgate-tags`, trimmed, without empty entries.
+pub fn tags(h: &HeaderMap) -> Vec<String> {
+    header(h, X_TOLLGATE_TAGS)
+        .map(|t| {
+            t.split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(str::to_string)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 /// Reads the attribution headers (once per request, when the journal record is started).
 pub fn attribution(h: &HeaderMap) -> Attribution {
     Attribution {
         project: header(h, X_TOLLGATE_PROJECT),
-        tags: header(h, X_TOLLGATE_TAGS)
-            .map(|t| {
-                t.split(',')
-                    .map(str::trim)
-                    .filter(|s| !s.is_empty())
-                    .map(str::to_string)
-                    .collect()
-            })
-            .unwrap_or_default(),
+        tags: tags(h),
         session_id: header(h, X_CLAUDE_CODE_SESSION_ID),
         agent_id: header(h, X_CLAUDE_CODE_AGENT_ID),
         provider: header(h, X_TOLLGATE_PROVIDER),

@@ -10,7 +10,7 @@ use http::HeaderMap;
 use tollgate_routing::{RequestMeta, RoutePlan};
 use tollgate_wire::headers::{
     X_CLAUDE_CODE_AGENT_ID, X_CLAUDE_CODE_SESSION_ID, X_TOLLGATE_PROJECT, X_TOLLGATE_PROVIDER,
-    X_TOLLGATE_ROUTE, X_TOLLGATE_TAGS,
+    X_TOLLGATE_ROUTE,
 };
 
 /// A request with its plan.
@@ -33,16 +33,7 @@ pub fn route(state: &AppState, admitted: Admitted) -> Result<Routed, GatewayErro
         let c = &admitted.classified;
         let h = &c.auth.accepted.headers;
         let p = &c.auth.principal;
-        // Tags are only split when a branch could look at them.
-        let tags: Vec<String> = header(h, X_TOLLGATE_TAGS)
-            .map(|t| {
-                t.split(',')
-                    .map(str::trim)
-                    .filter(|s| !s.is_empty())
-                    .map(str::to_string)
-                    .collect()
-            })
-            .unwrap_or_default();
+        let tags = super::classify::tags(h);
         let meta = RequestMeta {
             model: c.facts.model.as_deref().unwrap_or_default(),
             stream: c.facts.stream,
