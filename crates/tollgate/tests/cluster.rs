@@ -14,7 +14,8 @@ use serde_json::{Value, json};
 use std::path::Path;
 use std::time::{Duration, Instant};
 use support::{
-    Gateway, HttpClient, Reply, TempDir, UPSTREAM_KEY, client, messages_request, send, simple_body,
+    Gateway, HttpClient, Reply, TempDir, UPSTREAM_KEY, client, flood, messages_request,
+    padded_body, send, simple_body,
 };
 use tollgate_testkit::services::{PostgresServer, RedisServer};
 use tollgate_testkit::{ScriptedUpstream, UpstreamOptions};
@@ -126,6 +127,13 @@ impl Cluster {
             self.call(&self.b, key, "GET", "/whoami", None).await.status == 200
         })
         .await;
+    }
+
+    /// `n` concurrent requests with `key`, alternating between the replicas: (admitted, total
+    /// settled nanos), the costs summed from both replicas' own journals.
+    async fn flood(&self, key: &str, n: usize, body: String) -> (usize, i64) {
+        let replicas = [(&self.a, key.to_string()), (&self.b, key.to_string())];
+        flood(&replicas, n, body, Duration::from_secs(15)).await
     }
 
     /// A Messages request with `key` to one replica.
@@ -371,59 +379,6 @@ async fn a_policy_and_an_admin_credential_made_on_one_replica_apply_on_the_other
     }
 }
 
-/// `n` concurrent requests spread over the replicas: (admitted, total settled nanos), the
-/// costs summed from both replicas' own journals.
-async fn flood(c: &Cluster, key: &str, n: usize, body: String) -> (usize, i64) {
-    let replicas = [&c.a, &c.b];
-    let mut tasks = Vec::new();
-    for i in 0..n {
-        let g = i % 2;
-        let url = format!("{}/v1/messages", replicas[g].url);
-        let req = messages_request(
-            &url,
-            key,
-            body.clone(),
-            &[
-                ("x-mock-usage", "10000,1000,0,0"),
-                ("x-mock-scenario", "slow:300"),
-            ],
-        );
-        let http = c.http.clone();
-        tasks.push(tokio::spawn(async move { (g, send(&http, req).await) }));
-    }
-    let mut ok_ids: [Vec<String>; 2] = [Vec::new(), Vec::new()];
-    for t in tasks {
-        let (g, r) = t.await.unwrap();
-        match r.status {
-            200 => ok_ids[g].push(r.request_id()),
-            429 => {
-                assert_eq!(r.header("x-should-retry"), Some("false"));
-                assert!(r.text().contains("budget exhausted"), "{}", r.text());
-            }
-            s => panic!("unexpected status {s}: {}", r.text()),
-        }
-    }
-    let mut total = 0;
-    for (gw, ids) in replicas.iter().zip(&ok_ids) {
-        let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
-        let recs = gw.logs_with(&ids, Duration::from_secs(15)).await;
-        total += recs
-            .iter()
-            .filter(|r| ids.contains(&r["id"].as_str().unwrap_or_default()))
-            .filter_map(|r| r["cost_nanos"].as_i64())
-            .sum::<i64>();
-    }
-    (ok_ids.iter().map(Vec::len).sum(), total)
-}
-
-/// A request body of at least `bytes` bytes, so a usage of that many input tokens is possible.
-fn padded_body(model: &str, bytes: usize, max_tokens: u32) -> String {
-    format!(
-        r#"{{"model":"{model}","max_tokens":{max_tokens},"messages":[{{"role":"user","content":"{}"}}]}}"#,
-        "x".repeat(bytes)
-    )
-}
-
 const CAP_NANOS: i64 = 1_000_000_000;
 /// 10,000 input + 1,000 output tokens of Opus 5.5: $0.04 + $0.02.
 const ACTUAL_NANOS: i64 = 60_000_000;
@@ -452,7 +407,7 @@ async fn team_with_a_dollar(c: &Cluster, team: &str, enforcement: &str) -> Strin
 async fn two_hundred_requests_over_two_replicas_hold_a_one_dollar_team_budget() {
     let c = Cluster::start("").await;
     let strict = team_with_a_dollar(&c, "strict", "strict").await;
-    let (admitted, total) = flood(&c, &strict, 200, padded_body(OPUS, 12_000, 1000)).await;
+    let (admitted, total) = c.flood(&strict, 200, padded_body(OPUS, 12_000, 1000)).await;
     eprintln!(
         "strict over two replicas: {admitted} of 200 admitted, ${:.4} settled",
         total as f64 / 1e9
@@ -465,7 +420,7 @@ async fn two_hundred_requests_over_two_replicas_hold_a_one_dollar_team_budget() 
 
     let standard = team_with_a_dollar(&c, "standard", "standard").await;
     let body = padded_body(OPUS, 12_000, 1000);
-    let (admitted, total) = flood(&c, &standard, 200, body.clone()).await;
+    let (admitted, total) = c.flood(&standard, 200, body.clone()).await;
     // Standard estimate: ceil(bytes / 4) input tokens at $4/MTok + min(max_tokens, 4096)
     // output tokens at $20/MTok; each admitted request may overshoot by actual − estimate.
     let bytes = body.len() as i64;

@@ -10,7 +10,8 @@ use serde_json::Value;
 use std::sync::Arc;
 use std::time::Duration;
 use support::{
-    Gateway, HttpClient, Reply, UPSTREAM_KEY, client, messages_request, send, simple_body,
+    Gateway, HttpClient, Reply, UPSTREAM_KEY, client, error_of, flood, messages_request,
+    padded_body, send, simple_body,
 };
 use tollgate_testkit::services::RedisServer;
 use tollgate_testkit::{ScriptedUpstream, UpstreamOptions};
@@ -48,32 +49,6 @@ impl Setup {
         )
         .await
     }
-}
-
-fn error_of(r: &Reply) -> (String, String) {
-    let j = r.json();
-    (
-        j["error"]["type"].as_str().unwrap_or_default().to_string(),
-        j["error"]["message"]
-            .as_str()
-            .unwrap_or_default()
-            .to_string(),
-    )
-}
-
-/// A request body of at least `bytes` bytes, so a usage of that many input tokens is possible.
-fn padded_body(model: &str, bytes: usize, max_tokens: u32) -> String {
-    format!(
-        r#"{{"model":"{model}","max_tokens":{max_tokens},"messages":[{{"role":"user","content":"{}"}}]}}"#,
-        "x".repeat(bytes)
-    )
-}
-
-fn sum_cost(records: &[Value]) -> i64 {
-    records
-        .iter()
-        .filter_map(|r| r["cost_nanos"].as_i64())
-        .sum()
 }
 
 #[tokio::test]
@@ -284,51 +259,6 @@ downgrade = { at_percent = 50, to_model = "claude-haiku-5-5", from_models = ["cl
     assert_eq!(rec["policy"], "platform budget");
 }
 
-/// `n` concurrent requests spread over the gateways: returns (admitted, total settled nanos).
-async fn flood(gateways: &[(&Gateway, String)], n: usize, body: String) -> (usize, i64) {
-    let client = client();
-    let mut tasks = Vec::new();
-    for i in 0..n {
-        let g = i % gateways.len();
-        let (gw, key) = &gateways[g];
-        let url = format!("{}/v1/messages", gw.url);
-        let req = messages_request(
-            &url,
-            key,
-            body.clone(),
-            &[
-                ("x-mock-usage", "10000,1000,0,0"),
-                ("x-mock-scenario", "slow:300"),
-            ],
-        );
-        let c = client.clone();
-        tasks.push(tokio::spawn(async move { (g, send(&c, req).await) }));
-    }
-    let mut ok_ids: Vec<Vec<String>> = vec![Vec::new(); gateways.len()];
-    for t in tasks {
-        let (g, r) = t.await.unwrap();
-        match r.status {
-            200 => ok_ids[g].push(r.request_id()),
-            429 => {
-                assert_eq!(r.header("x-should-retry"), Some("false"));
-                assert!(error_of(&r).1.contains("budget exhausted"), "{}", r.text());
-            }
-            s => panic!("unexpected status {s}: {}", r.text()),
-        }
-    }
-    let mut total = 0;
-    for ((gw, _), ids) in gateways.iter().zip(&ok_ids) {
-        let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
-        let recs = gw.logs_with(&ids, Duration::from_secs(10)).await;
-        let mine: Vec<Value> = recs
-            .into_iter()
-            .filter(|r| ids.contains(&r["id"].as_str().unwrap_or_default()))
-            .collect();
-        total += sum_cost(&mine);
-    }
-    (ok_ids.iter().map(Vec::len).sum(), total)
-}
-
 const CAP_NANOS: i64 = 1_000_000_000;
 /// 10,000 input + 1,000 output tokens of Opus 5.5: $0.04 + $0.02.
 const ACTUAL_NANOS: i64 = 60_000_000;
@@ -358,6 +288,7 @@ async fn strict_budget_200_concurrent_requests_never_settle_above_the_cap() {
         &[(&s.gw, s.key.clone())],
         200,
         padded_body(OPUS, 12_000, 1000),
+        Duration::from_secs(10),
     )
     .await;
     eprintln!(
@@ -375,6 +306,7 @@ async fn standard_budget_overshoot_stays_within_the_documented_bound() {
         &[(&s.gw, s.key.clone())],
         200,
         padded_body(OPUS, 12_000, 1000),
+        Duration::from_secs(10),
     )
     .await;
     // Standard estimate: ceil(bytes / 4) input tokens at $4/MTok + min(max_tokens, 4096) output
@@ -401,8 +333,13 @@ async fn a_strict_budget_holds_across_two_gateways_sharing_redis() {
     let b = Gateway::start_with(&upstream.url(), &toml).await;
     let ka = a.create_key("alice", "platform").await;
     let kb = b.create_key("bob", "platform").await;
-    let (admitted, total) =
-        flood(&[(&a, ka), (&b, kb)], 200, padded_body(OPUS, 12_000, 1000)).await;
+    let (admitted, total) = flood(
+        &[(&a, ka), (&b, kb)],
+        200,
+        padded_body(OPUS, 12_000, 1000),
+        Duration::from_secs(10),
+    )
+    .await;
     eprintln!(
         "two replicas strict: {admitted} admitted, ${:.4} settled",
         total as f64 / 1e9

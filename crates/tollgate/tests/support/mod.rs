@@ -400,6 +400,78 @@ pub async fn until_early_in_a_minute() {
     }
 }
 
+/// The `error.type` and `error.message` of an Anthropic-dialect error reply.
+pub fn error_of(r: &Reply) -> (String, String) {
+    let j = r.json();
+    (
+        j["error"]["type"].as_str().unwrap_or_default().to_string(),
+        j["error"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string(),
+    )
+}
+
+/// A request body of at least `bytes` bytes, so a usage of that many input tokens is possible.
+pub fn padded_body(model: &str, bytes: usize, max_tokens: u32) -> String {
+    format!(
+        r#"{{"model":"{model}","max_tokens":{max_tokens},"messages":[{{"role":"user","content":"{}"}}]}}"#,
+        "x".repeat(bytes)
+    )
+}
+
+/// `n` concurrent requests spread over the gateways, each with its key; every answer is a 200 or
+/// a budget refusal. Returns (admitted, total settled nanos), the costs read from each gateway's
+/// own journal, waiting up to `wait` for the records.
+pub async fn flood(
+    gateways: &[(&Gateway, String)],
+    n: usize,
+    body: String,
+    wait: Duration,
+) -> (usize, i64) {
+    let client = client();
+    let mut tasks = Vec::new();
+    for i in 0..n {
+        let g = i % gateways.len();
+        let (gw, key) = &gateways[g];
+        let url = format!("{}/v1/messages", gw.url);
+        let req = messages_request(
+            &url,
+            key,
+            body.clone(),
+            &[
+                ("x-mock-usage", "10000,1000,0,0"),
+                ("x-mock-scenario", "slow:300"),
+            ],
+        );
+        let c = client.clone();
+        tasks.push(tokio::spawn(async move { (g, send(&c, req).await) }));
+    }
+    let mut ok_ids: Vec<Vec<String>> = vec![Vec::new(); gateways.len()];
+    for t in tasks {
+        let (g, r) = t.await.unwrap();
+        match r.status {
+            200 => ok_ids[g].push(r.request_id()),
+            429 => {
+                assert_eq!(r.header("x-should-retry"), Some("false"));
+                assert!(error_of(&r).1.contains("budget exhausted"), "{}", r.text());
+            }
+            s => panic!("unexpected status {s}: {}", r.text()),
+        }
+    }
+    let mut total = 0;
+    for ((gw, _), ids) in gateways.iter().zip(&ok_ids) {
+        let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
+        let recs = gw.logs_with(&ids, wait).await;
+        total += recs
+            .iter()
+            .filter(|r| ids.contains(&r["id"].as_str().unwrap_or_default()))
+            .filter_map(|r| r["cost_nanos"].as_i64())
+            .sum::<i64>();
+    }
+    (ok_ids.iter().map(Vec::len).sum(), total)
+}
+
 pub fn closed_port_url() -> String {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let addr = listener.local_addr().expect("local addr");
