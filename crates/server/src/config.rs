@@ -297,6 +297,12 @@ impl Config {
         if st.max_connections == 0 {
             return Err(invalid("[store] max_connections must be at least 1".into()));
         }
+        let interval = self.journal.commit_interval_ms;
+        if !(1..=10_000).contains(&interval) {
+            return Err(invalid(format!(
+                "[journal] commit_interval_ms must be between 1 and 10000, not {interval}"
+            )));
+        }
         Ok(())
     }
 }
