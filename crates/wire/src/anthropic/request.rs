@@ -48,24 +48,20 @@ pub fn read_request(body: &[u8]) -> Result<RequestFacts, RequestError> {
         let (key, value) = member.map_err(malformed)?;
         let raw = value.as_raw_str();
         end = offset_in(body, raw).map_or(body.len(), |at| at + raw.len());
-        let seen = match &*key {
-            "model" => &mut seen_model,
-            "stream" => &mut seen_stream,
-            "max_tokens" => &mut seen_max,
-            _ => continue,
-        };
-        // The upstream may read the last of duplicate keys while the gateway routed, priced and
-        // checked policy on the first: refuse rather than disagree.
-        if std::mem::replace(seen, true) {
-            return Err(RequestError::Field(
-                field_name(&key),
-                "appears twice".into(),
-            ));
-        }
         match &*key {
-            "model" => facts.model = model(raw)?,
-            "stream" => facts.stream = stream(raw)?,
-            _ => facts.max_tokens = max_tokens(raw)?,
+            "model" => {
+                first_time(&mut seen_model, "model")?;
+                facts.model = model(raw)?;
+            }
+            "stream" => {
+                first_time(&mut seen_stream, "stream")?;
+                facts.stream = stream(raw)?;
+            }
+            "max_tokens" => {
+                first_time(&mut seen_max, "max_tokens")?;
+                facts.max_tokens = max_tokens(raw)?;
+            }
+            _ => {}
         }
     }
     let rest = body.get(end..).unwrap_or_default();
@@ -91,12 +87,13 @@ fn malformed(e: sonic_rs::Error) -> RequestError {
     RequestError::Malformed(text.lines().next().unwrap_or_default().trim().to_string())
 }
 
-fn field_name(key: &str) -> &'static str {
-    match key {
-        "model" => "model",
-        "stream" => "stream",
-        _ => "max_tokens",
+/// Refuses a second occurrence of a field the gateway acts on: the upstream may read the last
+/// of duplicate keys while the gateway routed, priced and checked policy on the first.
+fn first_time(seen: &mut bool, field: &'static str) -> Result<(), RequestError> {
+    if std::mem::replace(seen, true) {
+        return Err(RequestError::Field(field, "appears twice".into()));
     }
+    Ok(())
 }
 
 fn model(raw: &str) -> Result<Option<String>, RequestError> {
