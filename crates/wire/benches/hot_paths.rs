@@ -4,7 +4,7 @@
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use std::hint::black_box;
-use tollgate_wire::anthropic::{StreamWatch, read_request};
+use tollgate_wire::anthropic::{StreamWatch, read_request, read_response};
 use tollgate_wire::openai::{ConvertOptions, chat_to_messages_response, messages_to_chat_request};
 use tollgate_wire::sse::SseScanner;
 
@@ -22,6 +22,22 @@ fn stream_bytes() -> Vec<u8> {
     s.into_bytes()
 }
 
+/// A whole Messages answer of about 1 KB: text, a tool call and full usage.
+fn message_bytes() -> Vec<u8> {
+    let text = "The gateway relays this answer and reads only its usage. ".repeat(10);
+    format!(
+        "{{\"id\":\"msg_01XFDUDYJgAACzvnptvVoYEL\",\"type\":\"message\",\"role\":\"assistant\",\
+         \"model\":\"claude-sonnet-4-5-20250929\",\"content\":[{{\"type\":\"text\",\"text\":\"{text}\"}},\
+         {{\"type\":\"tool_use\",\"id\":\"toolu_01A09q90qw90lq917835lq9\",\"name\":\"Bash\",\
+         \"input\":{{\"command\":\"cargo test -p tollgate-wire\",\"description\":\"Run the tests\"}}}}],\
+         \"stop_reason\":\"tool_use\",\"stop_sequence\":null,\"usage\":{{\"input_tokens\":12,\
+         \"cache_creation_input_tokens\":2048,\"cache_read_input_tokens\":96000,\"cache_creation\":\
+         {{\"ephemeral_5m_input_tokens\":2048,\"ephemeral_1h_input_tokens\":0}},\"output_tokens\":84,\
+         \"service_tier\":\"standard\"}}}}"
+    )
+    .into_bytes()
+}
+
 fn bench(c: &mut Criterion) {
     let mut g = c.benchmark_group("classify");
     g.throughput(Throughput::Bytes(SMALL.len() as u64));
@@ -34,6 +50,13 @@ fn bench(c: &mut Criterion) {
     });
     g.bench_function("loop breaker: repeated tool calls in 120 KB", |b| {
         b.iter(|| tollgate_wire::anthropic::most_repeated_tool_call(black_box(LARGE), 8))
+    });
+    g.finish();
+    let message = message_bytes();
+    let mut g = c.benchmark_group("response");
+    g.throughput(Throughput::Bytes(message.len() as u64));
+    g.bench_function("read_response, 1 KB message", |b| {
+        b.iter(|| read_response(black_box(&message)))
     });
     g.finish();
     let stream = stream_bytes();
