@@ -52,8 +52,10 @@ struct Current {
 }
 
 enum Msg {
-    /// Segment number, the record, and its JSON line (serialised once, stored as is).
-    Record(u64, Box<JournalRecord>, Vec<u8>),
+    /// Segment number and the record's JSON line (serialised once, stored as is). Only the
+    /// line crosses threads: a record's dozens of strings would each be freed on the writer's
+    /// thread, the allocator's slow path, and the writer reads its columns from the line anyway.
+    Record(u64, Vec<u8>),
     Flush(SyncSender<()>),
 }
 
@@ -143,7 +145,8 @@ impl Journal {
     /// Appends one record: a single `write(2)` to the current segment, then a queue entry for
     /// the SQLite writer. When this returns, a `kill -9` of the process no longer loses it.
     pub fn append(&self, record: JournalRecord) -> io::Result<()> {
-        let mut line = serde_json::to_vec(&record).map_err(io::Error::other)?;
+        let mut line = sonic_rs::to_vec(&record).map_err(io::Error::other)?;
+        drop(record);
         line.push(b'\n');
         let mut cur = lock(&self.inner.current);
         if cur.size > 0 && cur.size + line.len() as u64 > self.inner.segment_max_bytes {
@@ -158,7 +161,7 @@ impl Journal {
         line.pop();
         let tx = lock(&self.inner.tx);
         if let Some(tx) = tx.as_ref() {
-            match tx.try_send(Msg::Record(seq, Box::new(record), line)) {
+            match tx.try_send(Msg::Record(seq, line)) {
                 Ok(()) => {}
                 Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
                     self.inner.dropped.fetch_add(1, Ordering::Relaxed);
@@ -228,16 +231,16 @@ fn writer_loop(
     tick: Duration,
 ) {
     let mut seen_seq = first_seq;
-    let mut batch: Vec<(JournalRecord, Vec<u8>)> = Vec::with_capacity(1024);
+    let mut batch: Vec<Vec<u8>> = Vec::with_capacity(1024);
     let mut waiters = Vec::new();
     let mut open = true;
     while open {
         let mut newest = seen_seq;
         while batch.len() < 4096 {
             match rx.try_recv() {
-                Ok(Msg::Record(seq, r, line)) => {
+                Ok(Msg::Record(seq, line)) => {
                     newest = newest.max(seq);
-                    batch.push((*r, line));
+                    batch.push(line);
                 }
                 Ok(Msg::Flush(w)) => waiters.push(w),
                 Err(TryRecvError::Empty) => break,
@@ -267,7 +270,7 @@ fn writer_loop(
     retire_segments_before(&sink, &dir, seen_seq, &dropped_in);
 }
 
-fn commit(sink: &SqliteSink, batch: &mut Vec<(JournalRecord, Vec<u8>)>) {
+fn commit(sink: &SqliteSink, batch: &mut Vec<Vec<u8>>) {
     if batch.is_empty() {
         return;
     }
