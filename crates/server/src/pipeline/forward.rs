@@ -412,7 +412,7 @@ impl Turn<'_, '_> {
     /// takes the lease along until the stream ends.
     fn relay_stream(
         &mut self,
-        parts: http::response::Parts,
+        mut parts: http::response::Parts,
         body: ResponseBody,
         held: Vec<Bytes>,
         limits: Limits,
@@ -422,7 +422,7 @@ impl Turn<'_, '_> {
         let mut out = Response::builder().status(parts.status);
         if let Some(h) = out.headers_mut() {
             if target.dialect() == Dialect::Anthropic {
-                copy_response_headers(&parts.headers, h);
+                *h = client_response_headers(std::mem::take(&mut parts.headers));
             } else {
                 if let Some(v) = parts.headers.get(http::header::RETRY_AFTER) {
                     h.insert(http::header::RETRY_AFTER, v.clone());
@@ -874,7 +874,7 @@ fn relay_whole(
     r: &Request<'_>,
     rec: &mut Recorder,
     target: &Upstream,
-    parts: http::response::Parts,
+    mut parts: http::response::Parts,
     bytes: Bytes,
 ) -> Result<Response<Body>, GatewayError> {
     let client_model = r.client.model.as_str();
@@ -905,7 +905,12 @@ fn relay_whole(
     let mut out = Response::builder().status(status);
     if let Some(h) = out.headers_mut() {
         if same_dialect {
-            copy_response_headers(&parts.headers, h);
+            // A 401 becomes a 502 below, read from these headers.
+            *h = client_response_headers(if status == StatusCode::UNAUTHORIZED {
+                parts.headers.clone()
+            } else {
+                std::mem::take(&mut parts.headers)
+            });
         } else if let Some(v) = parts.headers.get(http::header::RETRY_AFTER) {
             h.insert(http::header::RETRY_AFTER, v.clone());
         }
@@ -956,13 +961,17 @@ fn is_event_stream(h: &HeaderMap) -> bool {
 }
 
 /// Every upstream header except connection-level ones reaches the client: `retry-after`,
-/// `x-should-retry`, `request-id` and the rate-limit headers included.
-fn copy_response_headers(from: &HeaderMap, into: &mut HeaderMap) {
-    for (name, value) in from {
-        if !HOP_BY_HOP.contains(&name.as_str()) {
-            into.append(name.clone(), value.clone());
-        }
+/// `x-should-retry`, `request-id` and the rate-limit headers included. The upstream's map is
+/// reused as it is, minus those few, rather than copied entry by entry into a new one.
+fn client_response_headers(mut headers: HeaderMap) -> HeaderMap {
+    while let Some(name) = headers
+        .keys()
+        .find(|k| HOP_BY_HOP.contains(&k.as_str()))
+        .cloned()
+    {
+        headers.remove(&name);
     }
+    headers
 }
 
 /// The innermost cause is the useful part of a connect error ("connection refused").
