@@ -20,10 +20,12 @@ const SAY_TAG: &str = "[[say:";
 
 /// What the upstream does for one `/v1/messages` request.
 pub(crate) enum Action {
-    /// A normal turn; `pace` sleeps between events (and before a non-stream answer).
+    /// A normal turn; `pace` sleeps between events (and before a non-stream answer); `linger`
+    /// keeps a stream's body open that long after `message_stop` before ending it.
     Reply {
         reply: Reply,
         pace: Option<Duration>,
+        linger: Option<Duration>,
         mystery: bool,
     },
     /// A scripted HTTP error.
@@ -236,6 +238,7 @@ pub(crate) fn plan(name: &str, req: &Request<'_>) -> Result<Action, ApiError> {
         input,
     };
     let mut pace = None;
+    let mut linger = None;
     let mut mystery = false;
     let mut extra_field = false;
 
@@ -321,6 +324,10 @@ pub(crate) fn plan(name: &str, req: &Request<'_>) -> Result<Action, ApiError> {
                 let ms: u64 = ms.trim().parse().map_err(|_| unknown())?;
                 pace = Some(Duration::from_millis(ms));
                 (vec![Block::Text(text)], "end_turn")
+            } else if let Some(ms) = name.strip_prefix("linger:") {
+                let ms: u64 = ms.trim().parse().map_err(|_| unknown())?;
+                linger = Some(Duration::from_millis(ms));
+                (vec![Block::Text(text)], "end_turn")
             } else if let Some(n) = name.strip_prefix("big:") {
                 let n: usize = n.trim().parse().map_err(|_| unknown())?;
                 if n > MAX_BIG {
@@ -354,6 +361,7 @@ pub(crate) fn plan(name: &str, req: &Request<'_>) -> Result<Action, ApiError> {
         _ => Action::Reply {
             reply,
             pace,
+            linger,
             mystery,
         },
     })

@@ -529,6 +529,7 @@ fn stream_response(
     n: u64,
     events: Vec<Bytes>,
     pace: Option<Duration>,
+    linger: Option<Duration>,
     abort: bool,
 ) -> Response<ResponseBody> {
     let (tx, rx) = mpsc::channel(16);
@@ -540,6 +541,10 @@ fn stream_response(
             if tx.send(Ok(event)).await.is_err() {
                 return;
             }
+        }
+        if let Some(linger) = linger {
+            // The body stays open (no chunk terminator) until the sender is dropped.
+            tokio::time::sleep(linger).await;
         }
         if abort {
             // An error from the body makes hyper drop the connection without the final chunk.
@@ -573,10 +578,11 @@ async fn respond(n: u64, answer: Answer) -> Result<Response<ResponseBody>, io::E
         Action::Reply {
             reply,
             pace,
+            linger,
             mystery,
         } => {
             if stream {
-                stream_response(n, sse::stream(&reply, mystery), pace, false)
+                stream_response(n, sse::stream(&reply, mystery), pace, linger, false)
             } else {
                 if let Some(pace) = pace {
                     tokio::time::sleep(pace).await;
@@ -594,7 +600,7 @@ async fn respond(n: u64, answer: Answer) -> Result<Response<ResponseBody>, io::E
                 // hyper closes an HTTP/1 connection without answering when the service fails.
                 return Err(io::Error::other("scripted connection drop"));
             }
-            stream_response(n, interrupted(&reply), None, true)
+            stream_response(n, interrupted(&reply), None, None, true)
         }
         Action::MidstreamError(reply) => {
             let overloaded = ApiError::new(529, "overloaded_error", "Overloaded");
@@ -603,7 +609,7 @@ async fn respond(n: u64, answer: Answer) -> Result<Response<ResponseBody>, io::E
             } else {
                 let mut events = interrupted(&reply);
                 events.push(sse::error_event(&overloaded.kind, &overloaded.message));
-                stream_response(n, events, None, false)
+                stream_response(n, events, None, None, false)
             }
         }
     })

@@ -340,6 +340,36 @@ async fn stream_events_are_flushed_one_by_one() {
     }
 }
 
+/// Claude Code ends a turn when the stream ends; an upstream that keeps its body open after
+/// `message_stop` must not hold the turn (or the journal record) until it lets go.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_ends_for_the_client_at_message_stop_while_the_upstream_lingers() {
+    let s = Setup::new().await;
+    let sent = std::time::Instant::now();
+    let reply = s.stream("linger:5000").await;
+    let took = sent.elapsed();
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    assert!(!reply.cut, "the stream must end cleanly");
+    assert!(reply.complete_stream(), "{}", reply.text());
+    assert!(
+        took < Duration::from_millis(2500),
+        "the client waited {took:?}, for the upstream's end of body rather than message_stop"
+    );
+    let id = reply.header("x-tollgate-request-id").unwrap().to_string();
+    let rec = s.gw.record(&id).await;
+    assert_eq!(rec["status"], 200, "{rec}");
+    assert!(rec["error_type"].is_null(), "{rec}");
+    assert_eq!(rec["input_tokens"], 120, "{rec}");
+    assert_eq!(rec["output_tokens"], 30, "{rec}");
+
+    // The gateway reads the rest of that body on its own; later requests are served as usual.
+    for _ in 0..3 {
+        let next = s.stream("text").await;
+        assert!(next.complete_stream(), "{}", next.text());
+    }
+    assert_eq!(s.upstream.requests().len(), 4);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn upstream_status_and_headers_reach_the_client() {
     let s = Setup::new().await;

@@ -50,7 +50,8 @@ pub trait StreamTransform: Send {
 
 /// The response body of a relayed stream.
 pub struct StreamRelay {
-    upstream: ResponseBody,
+    /// `None` once the message is complete and the rest of the body was handed to a drain task.
+    upstream: Option<ResponseBody>,
     /// Frames read before the response was committed to this upstream (the forward phase
     /// looks at the start of a stream while another attempt could still replace it); they go
     /// out first, through the same transforms and scanner as the rest.
@@ -78,7 +79,7 @@ impl StreamRelay {
     /// Wraps an upstream body; `recorder` holds the request's unfinished journal record.
     pub fn new(upstream: ResponseBody, recorder: Recorder, idle: Duration, status: u16) -> Self {
         Self {
-            upstream,
+            upstream: Some(upstream),
             prefix: VecDeque::new(),
             lease: None,
             decode: None,
@@ -175,8 +176,32 @@ impl StreamRelay {
         self.recorder.capture_response(&out);
         if self.watch.facts.complete {
             self.settle(None);
+            if self.decode.is_none() && self.encode.is_none() && self.chat.is_none() {
+                self.end_with_this_frame();
+            }
         }
         Frame::data(out)
+    }
+
+    /// Ends the client's stream with the frame that completed the message.
+    ///
+    /// Nothing follows `message_stop` in a Messages stream, but the upstream's end of body
+    /// reaches this task only after another turn of the client connection's task. Waiting for it
+    /// cost one more `writev(2)` to the client per stream, and the client one more wake-up,
+    /// just for the chunked terminator. Ending here lets hyper send the last events and the
+    /// terminator together; the rest of the upstream body is read to its end in a task of its
+    /// own, so that the connection still returns to the pool.
+    fn end_with_this_frame(&mut self) {
+        self.ended = true;
+        let Some(rest) = self.upstream.take() else {
+            return;
+        };
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            let idle = self.idle;
+            rt.spawn(async move {
+                let _ = tokio::time::timeout(idle, http_body_util::BodyExt::collect(rest)).await;
+            });
+        }
     }
 
     /// Ends the stream with an error in the client's dialect, recording why.
@@ -214,7 +239,11 @@ impl Body for StreamRelay {
         if let Some(data) = this.prefix.pop_front() {
             return Poll::Ready(Some(Ok(this.on_data(data))));
         }
-        match Pin::new(&mut this.upstream).poll_frame(cx) {
+        let Some(upstream) = this.upstream.as_mut() else {
+            this.ended = true;
+            return Poll::Ready(None);
+        };
+        match Pin::new(upstream).poll_frame(cx) {
             Poll::Ready(Some(Ok(frame))) => {
                 // Trailers carry nothing a client of these APIs reads; they pass as an empty
                 // data frame, which hyper does not write.
