@@ -197,10 +197,7 @@ impl StreamRelay {
             return;
         };
         if let Ok(rt) = tokio::runtime::Handle::try_current() {
-            let idle = self.idle;
-            rt.spawn(async move {
-                let _ = tokio::time::timeout(idle, http_body_util::BodyExt::collect(rest)).await;
-            });
+            rt.spawn(drain(rest, self.idle));
         }
     }
 
@@ -222,6 +219,17 @@ impl StreamRelay {
         self.ended = true;
         Frame::data(frame)
     }
+}
+
+/// Reads what is left of an upstream body and drops it, keeping nothing: an upstream that
+/// went on sending after `message_stop` costs no memory. Gives up (dropping the connection
+/// instead of pooling it) once `limit` has passed.
+async fn drain(mut rest: ResponseBody, limit: Duration) {
+    use http_body_util::BodyExt as _;
+    let _ = tokio::time::timeout(limit, async {
+        while let Some(Ok(_)) = rest.frame().await {}
+    })
+    .await;
 }
 
 impl Body for StreamRelay {
