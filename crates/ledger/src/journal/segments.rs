@@ -277,7 +277,7 @@ fn commit(sink: &SqliteSink, batch: &mut Vec<Vec<u8>>) {
     let mut tries = 0;
     loop {
         match sink.insert_batch(batch) {
-            Ok(()) => break,
+            Ok(_) => break,
             Err(e) if tries < 5 => {
                 tries += 1;
                 tracing::warn!(error = %e, "journal batch commit failed; retrying");

@@ -54,9 +54,11 @@ impl SqliteSink {
 
     /// Inserts records from their JSON lines; ids already present are left alone, so replays
     /// are harmless. A line that is not a record (a torn final line after a crash) is skipped.
-    pub(super) fn insert_batch(&self, lines: &[Vec<u8>]) -> rusqlite::Result<()> {
+    /// Returns how many lines were records.
+    pub(super) fn insert_batch(&self, lines: &[Vec<u8>]) -> rusqlite::Result<usize> {
         let mut conn = self.conn.lock().unwrap_or_else(|e| e.into_inner());
         let tx = conn.transaction()?;
+        let mut records = 0;
         {
             let mut st = tx.prepare_cached(
                 "INSERT OR IGNORE INTO requests (id, started_unix_ms, started_at, status, key_id,
@@ -69,6 +71,7 @@ impl SqliteSink {
                 let Ok(r) = Row::parse(line) else {
                     continue;
                 };
+                records += 1;
                 // Parsing validated the line's UTF-8; binding it as text need not again.
                 let json = ToSqlOutput::Borrowed(ValueRef::Text(line));
                 st.execute(params![
@@ -94,7 +97,8 @@ impl SqliteSink {
                 ])?;
             }
         }
-        tx.commit()
+        tx.commit()?;
+        Ok(records)
     }
 }
 
@@ -150,19 +154,14 @@ pub(super) fn ingest_file(sink: &SqliteSink, path: &Path) -> std::io::Result<usi
     let mut batch = Vec::new();
     let mut total = 0;
     for line in std::io::BufReader::new(file).split(b'\n') {
-        let line = line?;
-        // A torn final line from a crash mid-write is not a record.
-        if Row::parse(&line).is_ok() {
-            batch.push(line);
-        }
+        // A torn final line from a crash mid-write is not a record; the insert skips it.
+        batch.push(line?);
         if batch.len() >= 2048 {
-            total += batch.len();
-            sink.insert_batch(&batch).map_err(std::io::Error::other)?;
+            total += sink.insert_batch(&batch).map_err(std::io::Error::other)?;
             batch.clear();
         }
     }
-    total += batch.len();
-    sink.insert_batch(&batch).map_err(std::io::Error::other)?;
+    total += sink.insert_batch(&batch).map_err(std::io::Error::other)?;
     Ok(total)
 }
 
