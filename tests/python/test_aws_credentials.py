@@ -259,6 +259,14 @@ def test_a_missing_profile_stops_the_start(bedrock_fake, tmp_path, monkeypatch):
     assert "profile" in str(exc.value) and "absent" in str(exc.value), exc.value
 
 
+def container_env(creds_server):
+    """The environment ECS and EKS give a task: where its credentials are, and the token for them."""
+    return {
+        "AWS_CONTAINER_CREDENTIALS_FULL_URI": f"{creds_server.url}/ecs/creds",
+        "AWS_CONTAINER_AUTHORIZATION_TOKEN": CONTAINER_AUTH,
+    }
+
+
 @pytest.mark.parametrize(
     ("lifetime", "fetches"),
     [
@@ -276,14 +284,7 @@ def test_container_credentials_are_cached_until_near_expiry(
     creds_server.lifetime = lifetime
     fake_with_token.clear()
     try:
-        gw = start_gateway(
-            fake_with_token,
-            {
-                "AWS_CONTAINER_CREDENTIALS_FULL_URI": f"{creds_server.url}/ecs/creds",
-                "AWS_CONTAINER_AUTHORIZATION_TOKEN": CONTAINER_AUTH,
-            },
-            credentials="chain",
-        )
+        gw = start_gateway(fake_with_token, container_env(creds_server), credentials="chain")
         assert ask(gw).content[0].text == "signed"
         assert ask(gw).content[0].text == "signed"
         assert_signed_with_token(fake_with_token)
@@ -334,14 +335,7 @@ def test_wrong_credentials_from_the_chain_are_refused(
     creds_server.secret = "not-the-secret"
     fake_with_token.clear()
     try:
-        gw = start_gateway(
-            fake_with_token,
-            {
-                "AWS_CONTAINER_CREDENTIALS_FULL_URI": f"{creds_server.url}/ecs/creds",
-                "AWS_CONTAINER_AUTHORIZATION_TOKEN": CONTAINER_AUTH,
-            },
-            credentials="chain",
-        )
+        gw = start_gateway(fake_with_token, container_env(creds_server), credentials="chain")
         with pytest.raises(anthropic.APIStatusError) as exc:
             ask(gw)
     finally:
