@@ -260,7 +260,7 @@ def test_a_missing_profile_stops_the_start(bedrock_fake, tmp_path, monkeypatch):
 
 
 def container_env(creds_server):
-    """The environment ECS and EKS give a task: where its credentials are, and the token for them."""
+    """The environment ECS and EKS give a task: its credentials' address and their token."""
     return {
         "AWS_CONTAINER_CREDENTIALS_FULL_URI": f"{creds_server.url}/ecs/creds",
         "AWS_CONTAINER_AUTHORIZATION_TOKEN": CONTAINER_AUTH,
