@@ -8,6 +8,7 @@ use crate::{admin, listener, pipeline};
 use arc_swap::ArcSwap;
 use axum::Router;
 use axum::routing::get;
+use http::{Request, Response};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -25,6 +26,7 @@ use tollgate_providers::betas::BetaTable;
 use tollgate_providers::{ProviderConfig, ProviderKind, UpstreamClientOptions};
 use tollgate_routing::{Catalog, Routes};
 use tollgate_store::{Backend, Store};
+use tower::ServiceExt;
 
 /// What `tollgate serve` was asked for on the command line.
 #[derive(Debug, Clone, Default)]
@@ -325,19 +327,25 @@ fn store_down_alert(alerts: crate::alerts::Alerts, clock: Arc<dyn Clock>) -> Sto
     })
 }
 
-/// The HTTP routes of the gateway.
+const HELLO: &str = "/api/hello";
+const HEALTHZ: &str = "/healthz";
+const INFERENCE_PROFILES: &str = "/bedrock/inference-profiles";
+const ADMIN: &str = "/admin/v1";
+
+/// The HTTP routes of the gateway: the fixed endpoints and the admin API, with the model API as
+/// the fallback for every other path.
 pub fn router(state: Arc<AppState>) -> Router {
     let model_api = {
         let state = state.clone();
         move |req: axum::extract::Request| pipeline::handle(state, req)
     };
     Router::new()
-        .route("/api/hello", get(|| async { "" }).head(|| async { "" }))
-        .route("/healthz", get(|| async { "ok" }))
+        .route(HELLO, get(|| async { "" }).head(|| async { "" }))
+        .route(HEALTHZ, get(|| async { "ok" }))
         // Claude Code on Bedrock lists inference profiles at start-up; the gateway maps model
         // ids itself (`[[models]]`), so it offers none and Claude Code keeps its own ids.
         .route(
-            "/bedrock/inference-profiles",
+            INFERENCE_PROFILES,
             get(|| async {
                 (
                     [(http::header::CONTENT_TYPE, "application/json")],
@@ -345,8 +353,51 @@ pub fn router(state: Arc<AppState>) -> Router {
                 )
             }),
         )
-        .nest("/admin/v1", admin::router(state))
+        .nest(ADMIN, admin::router(state))
         .fallback(model_api)
+        // Turns every handler into a route once; a router served without it does that, and
+        // boxes a clone of the handler, on every request.
+        .with_state(())
+}
+
+/// Whether `path` may be one of the router's own endpoints rather than the model API.
+fn router_path(path: &str) -> bool {
+    path == HELLO
+        || path == HEALTHZ
+        || path == INFERENCE_PROFILES
+        || path
+            .strip_prefix(ADMIN)
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+}
+
+/// What each connection serves. Model API requests go to the pipeline directly: through the
+/// router, each one would also pay for its fallback dispatch (the handler's 8 KB future boxed
+/// and copied, URL parameters inserted into the request's extensions), about ten allocations.
+/// Every other path goes through [`router`], which still hands what it does not match to the
+/// pipeline.
+pub fn service(
+    state: Arc<AppState>,
+) -> impl hyper::service::Service<
+    Request<hyper::body::Incoming>,
+    Response = Response<axum::body::Body>,
+    Error = std::convert::Infallible,
+    Future: Send + 'static,
+> + Clone
++ Send
++ 'static {
+    let router = router(state.clone());
+    hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
+        let state = state.clone();
+        let router = router.clone();
+        async move {
+            let req = req.map(axum::body::Body::new);
+            if router_path(req.uri().path()) {
+                router.oneshot(req).await
+            } else {
+                Ok(pipeline::handle(state, req).await)
+            }
+        }
+    })
 }
 
 /// Runs `tollgate serve` until SIGINT or SIGTERM.
@@ -378,7 +429,7 @@ pub async fn serve(opts: ServeOptions) -> Result<(), String> {
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut threads = Vec::new();
     for (i, socket) in sockets.into_iter().enumerate() {
-        let app = router(state.clone());
+        let app = service(state.clone());
         let mut stop = stop_rx.clone();
         // Thread per core: each worker owns a listener socket (SO_REUSEPORT), a single-threaded
         // runtime and its own upstream pool.
@@ -458,6 +509,29 @@ async fn shutdown_signal() {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+
+    #[test]
+    fn only_the_fixed_endpoints_and_the_admin_api_go_through_the_router() {
+        for path in [
+            "/api/hello",
+            "/healthz",
+            "/bedrock/inference-profiles",
+            "/admin/v1",
+            "/admin/v1/keys",
+        ] {
+            assert!(router_path(path), "{path}");
+        }
+        for path in [
+            "/v1/messages",
+            "/admin/v1x",
+            "/admin",
+            "/proxy/admin/v1/keys",
+            "/healthz/",
+            "/",
+        ] {
+            assert!(!router_path(path), "{path}");
+        }
+    }
 
     #[test]
     fn the_bootstrap_key_from_the_environment_is_registered_once_and_written_nowhere() {
