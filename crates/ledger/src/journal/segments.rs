@@ -5,7 +5,7 @@
 //! line (a crash during `write(2)`) is skipped on replay; every complete line is a record.
 
 use super::record::JournalRecord;
-use super::sqlite::{SqliteSink, ingest_file};
+use super::sqlite::{Queued, SqliteSink, ingest_file};
 use std::collections::HashSet;
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
@@ -52,10 +52,9 @@ struct Current {
 }
 
 enum Msg {
-    /// Segment number and the record's JSON line (serialised once, stored as is). Only the
-    /// line crosses threads: a record's dozens of strings would each be freed on the writer's
-    /// thread, the allocator's slow path, and the writer reads its columns from the line anyway.
-    Record(u64, Vec<u8>),
+    /// Segment number and the record, serialised once (see [`Queued`]). Boxed: the queue's
+    /// slots are allocated for its whole capacity, and a pointer keeps them small.
+    Record(u64, Box<Queued>),
     Flush(SyncSender<()>),
 }
 
@@ -145,9 +144,9 @@ impl Journal {
     /// Appends one record: a single `write(2)` to the current segment, then a queue entry for
     /// the SQLite writer. When this returns, a `kill -9` of the process no longer loses it.
     pub fn append(&self, record: JournalRecord) -> io::Result<()> {
-        let mut line = sonic_rs::to_vec(&record).map_err(io::Error::other)?;
+        let queued = Box::new(Queued::new(&record).map_err(io::Error::other)?);
         drop(record);
-        line.push(b'\n');
+        let line = queued.segment_line();
         let mut cur = lock(&self.inner.current);
         if cur.size > 0 && cur.size + line.len() as u64 > self.inner.segment_max_bytes {
             let seq = cur.seq + 1;
@@ -155,13 +154,12 @@ impl Journal {
             cur.seq = seq;
             cur.size = 0;
         }
-        cur.file.write_all(&line)?;
+        cur.file.write_all(line)?;
         cur.size += line.len() as u64;
         let seq = cur.seq;
-        line.pop();
         let tx = lock(&self.inner.tx);
         if let Some(tx) = tx.as_ref() {
-            match tx.try_send(Msg::Record(seq, line)) {
+            match tx.try_send(Msg::Record(seq, queued)) {
                 Ok(()) => {}
                 Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
                     self.inner.dropped.fetch_add(1, Ordering::Relaxed);
@@ -231,16 +229,16 @@ fn writer_loop(
     tick: Duration,
 ) {
     let mut seen_seq = first_seq;
-    let mut batch: Vec<Vec<u8>> = Vec::with_capacity(1024);
+    let mut batch: Vec<Queued> = Vec::with_capacity(1024);
     let mut waiters = Vec::new();
     let mut open = true;
     while open {
         let mut newest = seen_seq;
         while batch.len() < 4096 {
             match rx.try_recv() {
-                Ok(Msg::Record(seq, line)) => {
+                Ok(Msg::Record(seq, queued)) => {
                     newest = newest.max(seq);
-                    batch.push(line);
+                    batch.push(*queued);
                 }
                 Ok(Msg::Flush(w)) => waiters.push(w),
                 Err(TryRecvError::Empty) => break,
@@ -270,13 +268,13 @@ fn writer_loop(
     retire_segments_before(&sink, &dir, seen_seq, &dropped_in);
 }
 
-fn commit(sink: &SqliteSink, batch: &mut Vec<Vec<u8>>) {
+fn commit(sink: &SqliteSink, batch: &mut Vec<Queued>) {
     if batch.is_empty() {
         return;
     }
     let mut tries = 0;
     loop {
-        match sink.insert_batch(batch) {
+        match sink.insert_queued(batch) {
             Ok(_) => break,
             Err(e) if tries < 5 => {
                 tries += 1;
