@@ -125,11 +125,11 @@ impl GatewayError {
             HeaderValue::from_static("application/json"),
         );
         h.insert(
-            X_SHOULD_RETRY,
+            &X_SHOULD_RETRY,
             HeaderValue::from_static(if self.should_retry() { "true" } else { "false" }),
         );
         if let Ok(v) = HeaderValue::from_str(request_id) {
-            h.insert(X_TOLLGATE_REQUEST_ID, v);
+            h.insert(&X_TOLLGATE_REQUEST_ID, v);
         }
         for (name, value) in &self.headers {
             h.insert(name.clone(), value.clone());

@@ -101,7 +101,7 @@ impl AnthropicUpstream {
         let headers = req.headers_mut();
         forwarded_headers(client_headers, headers);
         if let Some(key) = &self.api_key {
-            headers.insert(tollgate_wire::headers::X_API_KEY, key.clone());
+            headers.insert(&tollgate_wire::headers::X_API_KEY, key.clone());
         }
         Ok(req)
     }

@@ -291,10 +291,10 @@ fn cache_key(model: &str, headers: &HeaderMap) -> Option<String> {
             .get(name)
             .and_then(|v: &HeaderValue| v.to_str().ok())
     };
-    let session = get(X_CLAUDE_CODE_SESSION_ID)?;
+    let session = get(&X_CLAUDE_CODE_SESSION_ID)?;
     Some(format!(
         "{model}\n{session}\n{}",
-        get(X_CLAUDE_CODE_AGENT_ID).unwrap_or("")
+        get(&X_CLAUDE_CODE_AGENT_ID).unwrap_or("")
     ))
 }
 
@@ -318,7 +318,7 @@ fn answer(
         );
     }
     if let Ok(v) = HeaderValue::from_str(&format!("req_sim_{n}")) {
-        h.insert(REQUEST_ID, v);
+        h.insert(&REQUEST_ID, v);
     }
     r
 }
@@ -335,7 +335,7 @@ fn error(status: u16, message: &str, retry_after: Option<u64>, n: &str) -> Respo
     let h = r.headers_mut();
     let retryable = status == 429 || status >= 500;
     h.insert(
-        tollgate_wire::headers::X_SHOULD_RETRY,
+        &tollgate_wire::headers::X_SHOULD_RETRY,
         HeaderValue::from_static(if retryable { "true" } else { "false" }),
     );
     if let Some(secs) = retry_after {
@@ -359,7 +359,7 @@ mod tests {
     fn session(id: &str) -> HeaderMap {
         let mut h = HeaderMap::new();
         h.insert(
-            X_CLAUDE_CODE_SESSION_ID,
+            &X_CLAUDE_CODE_SESSION_ID,
             HeaderValue::from_str(id).expect("valid"),
         );
         h

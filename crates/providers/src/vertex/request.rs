@@ -56,7 +56,7 @@ pub fn headers(call: &UpstreamCall<'_>) -> HeaderMap {
     if !betas.is_empty()
         && let Ok(v) = HeaderValue::from_str(&betas.join(","))
     {
-        h.insert(ANTHROPIC_BETA, v);
+        h.insert(&ANTHROPIC_BETA, v);
     }
     h
 }

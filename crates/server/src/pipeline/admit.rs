@@ -6,7 +6,7 @@
 //! travels with its [`Recorder`](super::settle::Recorder) and is settled when the journal
 //! record is written.
 
-use super::classify::Classified;
+use super::classify::{Classified, header};
 use crate::error::{ErrorKind, GatewayError};
 use crate::state::AppState;
 use http::{HeaderName, HeaderValue, StatusCode};
@@ -87,7 +87,7 @@ async fn check(
         provider,
         session_id: header(
             &accepted.headers,
-            tollgate_wire::headers::X_CLAUDE_CODE_SESSION_ID,
+            &tollgate_wire::headers::X_CLAUDE_CODE_SESSION_ID,
         ),
         body_bytes: body_len,
         max_tokens,
@@ -107,13 +107,13 @@ pub async fn admit(state: &AppState, mut classified: Classified) -> Result<Admit
     }
     let principal = classified.auth.principal.clone();
     let headers = &classified.auth.accepted.headers;
-    let project = header(headers, tollgate_wire::headers::X_TOLLGATE_PROJECT)
+    let project = header(headers, &tollgate_wire::headers::X_TOLLGATE_PROJECT)
         .or(principal.default_project.as_deref());
     let requested = classified.facts.model.clone().unwrap_or_default();
     let model_names = model_names(state, &requested);
     // Only a provider the request names is known here; the route picks the others after
     // admission, and forward checks each attempt's provider against the allow-lists.
-    let provider = header(headers, X_TOLLGATE_PROVIDER).map(str::to_string);
+    let provider = header(headers, &X_TOLLGATE_PROVIDER).map(str::to_string);
     let applicable = policies.applicable(&RequestScope {
         principal: &principal,
         project,
@@ -135,7 +135,7 @@ pub async fn admit(state: &AppState, mut classified: Classified) -> Result<Admit
         Ok(a) => a,
         Err(refusal) => {
             if state.alerts.enabled() {
-                let session = header(headers, tollgate_wire::headers::X_CLAUDE_CODE_SESSION_ID);
+                let session = header(headers, &tollgate_wire::headers::X_CLAUDE_CODE_SESSION_ID);
                 alert_refusal(state, &refusal, &principal, session).await;
             }
             return Err(refusal_error(
@@ -192,7 +192,7 @@ pub async fn for_provider(
     provider: &str,
 ) -> Result<Holds, GatewayError> {
     let headers = &classified.auth.accepted.headers;
-    if header(headers, X_TOLLGATE_PROVIDER) == Some(provider) {
+    if header(headers, &X_TOLLGATE_PROVIDER) == Some(provider) {
         return Ok(Holds::default());
     }
     let policies = state.policies.load().for_provider(provider);
@@ -265,13 +265,6 @@ async fn alert_refusal(
         message: refusal.to_string(),
         at_unix_ms: state.clock.now().0,
     });
-}
-
-fn header<'a>(h: &'a http::HeaderMap, name: &str) -> Option<&'a str> {
-    h.get(name)
-        .and_then(|v| v.to_str().ok())
-        .map(str::trim)
-        .filter(|v| !v.is_empty())
 }
 
 /// The cost bounds of a request for `model`. Input tokens are bounded by the body size (a token

@@ -19,7 +19,7 @@ pub struct Authenticated {
 /// Anthropic client styles (Claude Code may send both when both variables are set).
 fn candidates(headers: &HeaderMap) -> impl Iterator<Item = &str> {
     let own = headers
-        .get(X_TOLLGATE_API_KEY)
+        .get(&X_TOLLGATE_API_KEY)
         .and_then(|v| v.to_str().ok());
     let bearer = headers
         .get(http::header::AUTHORIZATION)
@@ -28,7 +28,7 @@ fn candidates(headers: &HeaderMap) -> impl Iterator<Item = &str> {
             v.strip_prefix("Bearer ")
                 .or_else(|| v.strip_prefix("bearer "))
         });
-    let api_key = headers.get(X_API_KEY).and_then(|v| v.to_str().ok());
+    let api_key = headers.get(&X_API_KEY).and_then(|v| v.to_str().ok());
     // Azure-style OpenAI clients send `api-key`.
     let azure = headers.get("api-key").and_then(|v| v.to_str().ok());
     [own, bearer, api_key, azure]

@@ -5,8 +5,7 @@ use super::accept::Ingress;
 use super::authenticate::Authenticated;
 use super::dialect::{ClientDialect, ClientSide};
 use crate::error::GatewayError;
-use http::HeaderMap;
-use http::HeaderValue;
+use http::{HeaderMap, HeaderName, HeaderValue};
 use tollgate_wire::anthropic::{RequestFacts, read_request};
 use tollgate_wire::bedrock::bedrock_body_to_messages;
 use tollgate_wire::headers::{ANTHROPIC_BETA, ANTHROPIC_VERSION};
@@ -37,17 +36,21 @@ pub struct Classified {
     pub client: ClientSide,
 }
 
-fn header(h: &HeaderMap, name: &str) -> Option<String> {
+/// A header's value, trimmed; `None` when absent, empty or not visible ASCII.
+pub(super) fn header<'a>(h: &'a HeaderMap, name: &HeaderName) -> Option<&'a str> {
     h.get(name)
         .and_then(|v| v.to_str().ok())
         .map(str::trim)
         .filter(|v| !v.is_empty())
-        .map(str::to_string)
+}
+
+fn owned(h: &HeaderMap, name: &HeaderName) -> Option<String> {
+    header(h, name).map(str::to_string)
 }
 
 /// The comma-separated `x-tollgate-tags`, trimmed, without empty entries.
 pub fn tags(h: &HeaderMap) -> Vec<String> {
-    header(h, X_TOLLGATE_TAGS)
+    header(h, &X_TOLLGATE_TAGS)
         .map(|t| {
             t.split(',')
                 .map(str::trim)
@@ -61,12 +64,12 @@ pub fn tags(h: &HeaderMap) -> Vec<String> {
 /// Reads the attribution headers (once per request, when the journal record is started).
 pub fn attribution(h: &HeaderMap) -> Attribution {
     Attribution {
-        project: header(h, X_TOLLGATE_PROJECT),
+        project: owned(h, &X_TOLLGATE_PROJECT),
         tags: tags(h),
-        session_id: header(h, X_CLAUDE_CODE_SESSION_ID),
-        agent_id: header(h, X_CLAUDE_CODE_AGENT_ID),
-        provider: header(h, X_TOLLGATE_PROVIDER),
-        user_agent: header(h, http::header::USER_AGENT.as_str()),
+        session_id: owned(h, &X_CLAUDE_CODE_SESSION_ID),
+        agent_id: owned(h, &X_CLAUDE_CODE_AGENT_ID),
+        provider: owned(h, &X_TOLLGATE_PROVIDER),
+        user_agent: owned(h, &http::header::USER_AGENT),
     }
 }
 
@@ -169,14 +172,14 @@ fn normalize(a: &mut super::accept::Accepted) -> Result<ClientSide, GatewayError
             a.body = body;
             let present: Vec<String> = a
                 .headers
-                .get_all(ANTHROPIC_BETA)
+                .get_all(&ANTHROPIC_BETA)
                 .iter()
                 .filter_map(|v| v.to_str().ok())
                 .flat_map(|v| v.split(',').map(|b| b.trim().to_string()))
                 .collect();
             for b in betas.iter().filter(|b| !present.contains(b)) {
                 if let Ok(v) = HeaderValue::from_str(b) {
-                    a.headers.append(ANTHROPIC_BETA, v);
+                    a.headers.append(&ANTHROPIC_BETA, v);
                 }
             }
             // AWS SDK bookkeeping and signing headers mean nothing past the gateway.
@@ -229,10 +232,10 @@ fn normalize(a: &mut super::accept::Accepted) -> Result<ClientSide, GatewayError
             HeaderValue::from_static("application/json"),
         );
     }
-    if facts.dialect != ClientDialect::Anthropic && !a.headers.contains_key(ANTHROPIC_VERSION) {
+    if facts.dialect != ClientDialect::Anthropic && !a.headers.contains_key(&ANTHROPIC_VERSION) {
         // Bedrock and Vertex carry the version in the body; the Messages API wants the header.
         a.headers
-            .insert(ANTHROPIC_VERSION, HeaderValue::from_static("2023-06-01"));
+            .insert(&ANTHROPIC_VERSION, HeaderValue::from_static("2023-06-01"));
     }
     Ok(facts)
 }

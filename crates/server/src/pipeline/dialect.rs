@@ -83,11 +83,11 @@ pub fn error_response<B: From<Bytes>>(
                 HeaderValue::from_static("application/json"),
             );
             h.insert("x-amzn-errortype", HeaderValue::from_static(b.error_type));
-            if let Some(v) = resp.headers().get(X_SHOULD_RETRY) {
-                h.insert(X_SHOULD_RETRY, v.clone());
+            if let Some(v) = resp.headers().get(&X_SHOULD_RETRY) {
+                h.insert(&X_SHOULD_RETRY, v.clone());
             }
             if let Ok(v) = HeaderValue::from_str(request_id) {
-                h.insert(X_TOLLGATE_REQUEST_ID, v);
+                h.insert(&X_TOLLGATE_REQUEST_ID, v);
             }
             for (name, value) in &err.headers {
                 h.insert(name.clone(), value.clone());

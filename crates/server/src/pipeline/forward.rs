@@ -311,7 +311,7 @@ impl Turn<'_, '_> {
         self.rec.set_upstream_request_id(
             parts
                 .headers
-                .get(REQUEST_ID)
+                .get(&REQUEST_ID)
                 .or_else(|| parts.headers.get("x-amzn-requestid"))
                 .or_else(|| parts.headers.get("x-request-id"))
                 .and_then(|v| v.to_str().ok()),
@@ -620,7 +620,7 @@ async fn prepare_converted(
     let count_tokens = accepted.endpoint == Endpoint::CountTokens;
     let header_betas: Vec<&str> = accepted
         .headers
-        .get_all(ANTHROPIC_BETA)
+        .get_all(&ANTHROPIC_BETA)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .collect();

@@ -52,7 +52,7 @@ async fn run(
         let openai_shape = !caller
             .accepted
             .headers
-            .contains_key(tollgate_wire::headers::ANTHROPIC_VERSION);
+            .contains_key(&tollgate_wire::headers::ANTHROPIC_VERSION);
         return Ok(models::list(state, rec, openai_shape));
     }
     let classified = classify::classify(caller)?;

@@ -4,9 +4,9 @@
 //! the earlier phases learned — the caller, the attribution headers, the request facts.
 
 use super::admit::Admitted;
+use super::classify::header;
 use crate::error::GatewayError;
 use crate::state::AppState;
-use http::HeaderMap;
 use tollgate_routing::{RequestMeta, RoutePlan};
 use tollgate_wire::headers::{
     X_CLAUDE_CODE_AGENT_ID, X_CLAUDE_CODE_SESSION_ID, X_TOLLGATE_PROJECT, X_TOLLGATE_PROVIDER,
@@ -18,13 +18,6 @@ use tollgate_wire::headers::{
 pub struct Routed {
     pub admitted: Admitted,
     pub plan: RoutePlan,
-}
-
-fn header<'h>(h: &'h HeaderMap, name: &str) -> Option<&'h str> {
-    h.get(name)
-        .and_then(|v| v.to_str().ok())
-        .map(str::trim)
-        .filter(|v| !v.is_empty())
 }
 
 /// Runs the route phase.
@@ -42,13 +35,13 @@ pub fn route(state: &AppState, admitted: Admitted) -> Result<Routed, GatewayErro
             user: Some(p.user.as_str()),
             key_id: Some(p.key_id.as_str()),
             key_name: p.key_name.as_deref(),
-            project: header(h, X_TOLLGATE_PROJECT),
+            project: header(h, &X_TOLLGATE_PROJECT),
             tags: &tags,
             headers: h,
-            session_id: header(h, X_CLAUDE_CODE_SESSION_ID),
-            agent_id: header(h, X_CLAUDE_CODE_AGENT_ID),
-            route: header(h, X_TOLLGATE_ROUTE),
-            provider: header(h, X_TOLLGATE_PROVIDER),
+            session_id: header(h, &X_CLAUDE_CODE_SESSION_ID),
+            agent_id: header(h, &X_CLAUDE_CODE_AGENT_ID),
+            route: header(h, &X_TOLLGATE_ROUTE),
+            provider: header(h, &X_TOLLGATE_PROVIDER),
         };
         state
             .routes

@@ -85,7 +85,7 @@ impl Recorder {
 
     /// Adds the `x-tollgate-request-id` header.
     pub fn set_request_id_header(&self, headers: &mut HeaderMap) {
-        headers.insert(X_TOLLGATE_REQUEST_ID, self.id.clone());
+        headers.insert(&X_TOLLGATE_REQUEST_ID, self.id.clone());
     }
 
     fn with(&mut self, f: impl FnOnce(&mut JournalRecord)) {
