@@ -2,7 +2,7 @@
 
 use super::record::JournalRecord;
 use rusqlite::types::{ToSqlOutput, ValueRef};
-use rusqlite::{Connection, params, params_from_iter};
+use rusqlite::{Connection, params_from_iter};
 use serde::{Deserialize, Serialize};
 use std::borrow::Cow;
 use std::io::BufRead;
@@ -77,42 +77,78 @@ impl SqliteSink {
         let tx = conn.transaction()?;
         let mut records = 0;
         {
-            let mut st = tx.prepare_cached(
-                "INSERT OR IGNORE INTO requests (id, started_unix_ms, started_at, status, key_id,
-                 user, team, project, session_id, agent_id, model, provider, input_tokens,
-                 output_tokens, cache_creation_input_tokens, cache_read_input_tokens, cost_nanos,
-                 cost_unknown, record)
-                 VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,?18,?19)",
-            )?;
-            for (r, line) in rows {
+            let mut chunk = Vec::with_capacity(ROWS_PER_INSERT);
+            let mut many = tx.prepare_cached(&insert_sql(ROWS_PER_INSERT))?;
+            for row in rows {
                 records += 1;
-                let json = ToSqlOutput::Borrowed(ValueRef::Text(line));
-                st.execute(params![
-                    r.id,
-                    r.started_unix_ms,
-                    r.started_at,
-                    r.status,
-                    r.key_id,
-                    r.user,
-                    r.team,
-                    r.project,
-                    r.session_id,
-                    r.agent_id,
-                    r.model,
-                    r.provider,
-                    r.input_tokens as i64,
-                    r.output_tokens as i64,
-                    r.cache_creation_input_tokens as i64,
-                    r.cache_read_input_tokens as i64,
-                    r.cost_nanos,
-                    r.cost_unknown,
-                    json
-                ])?;
+                chunk.push(row);
+                if chunk.len() == ROWS_PER_INSERT {
+                    bind_rows(&mut many, &chunk)?;
+                    many.raw_execute()?;
+                    chunk.clear();
+                }
+            }
+            let mut one = tx.prepare_cached(&insert_sql(1))?;
+            for row in chunk.chunks(1) {
+                bind_rows(&mut one, row)?;
+                one.raw_execute()?;
             }
         }
         tx.commit()?;
         Ok(records)
     }
+}
+
+/// Rows per `INSERT` statement. One statement per row opened and closed a cursor on the table
+/// and each index, and ended a statement, for every record: about a third of the writer's
+/// instructions. The last few rows of a batch go one by one, so that only two statements are
+/// ever prepared.
+const ROWS_PER_INSERT: usize = 32;
+
+const COLUMNS: usize = 19;
+
+fn insert_sql(rows: usize) -> String {
+    let row = format!("({})", vec!["?"; COLUMNS].join(","));
+    format!(
+        "INSERT OR IGNORE INTO requests (id, started_unix_ms, started_at, status, key_id, user,
+         team, project, session_id, agent_id, model, provider, input_tokens, output_tokens,
+         cache_creation_input_tokens, cache_read_input_tokens, cost_nanos, cost_unknown, record)
+         VALUES {}",
+        vec![row; rows].join(",")
+    )
+}
+
+fn bind_rows(st: &mut rusqlite::Statement<'_>, rows: &[(Row<'_>, &[u8])]) -> rusqlite::Result<()> {
+    for (i, (r, line)) in rows.iter().enumerate() {
+        let at = i * COLUMNS;
+        // The line is valid UTF-8: parsed on replay, serialised from strings when queued.
+        let json = ToSqlOutput::Borrowed(ValueRef::Text(line));
+        let values: [&dyn rusqlite::ToSql; COLUMNS] = [
+            &r.id,
+            &r.started_unix_ms,
+            &r.started_at,
+            &r.status,
+            &r.key_id,
+            &r.user,
+            &r.team,
+            &r.project,
+            &r.session_id,
+            &r.agent_id,
+            &r.model,
+            &r.provider,
+            &(r.input_tokens as i64),
+            &(r.output_tokens as i64),
+            &(r.cache_creation_input_tokens as i64),
+            &(r.cache_read_input_tokens as i64),
+            &r.cost_nanos,
+            &r.cost_unknown,
+            &json,
+        ];
+        for (j, v) in values.into_iter().enumerate() {
+            st.raw_bind_parameter(at + j + 1, v)?;
+        }
+    }
+    Ok(())
 }
 
 /// The indexed columns of a record: read from its JSON line on replay (without copying strings
@@ -588,6 +624,32 @@ mod tests {
         ));
         std::fs::create_dir_all(&d).unwrap();
         d
+    }
+
+    #[test]
+    fn a_batch_of_many_records_is_stored_once_each_in_full_and_partial_statements() {
+        let dir = tmp();
+        let sink = SqliteSink::open(&dir.join("j.db")).unwrap();
+        // Two full statements and a remainder, with ids repeated inside a statement, across
+        // statements and across batches.
+        let batch: Vec<Queued> = (0..ROWS_PER_INSERT * 2 + 5)
+            .map(|i| Queued::new(&rec(&format!("r{}", i % 50), &format!("u{i}"), Some(1))).unwrap())
+            .collect();
+        assert_eq!(sink.insert_queued(&batch).unwrap(), batch.len());
+        assert_eq!(sink.insert_queued(&batch[..3]).unwrap(), 3);
+        let reader = JournalReader::open(&dir.join("j.db")).unwrap();
+        let all = reader
+            .list(&JournalQuery {
+                limit: 1_000,
+                ..Default::default()
+            })
+            .unwrap();
+        assert_eq!(all.len(), 50);
+        // The first occurrence of an id is the one kept.
+        let r7 = all.iter().find(|r| r.id == "r7").unwrap();
+        assert_eq!(r7.user.as_deref(), Some("u7"));
+        let spend = reader.spend(SpendBy::User, None).unwrap();
+        assert_eq!(spend.len(), 50);
     }
 
     #[test]
