@@ -4,6 +4,7 @@
 use crate::client::UpstreamBody;
 use crate::forward::forwarded_headers;
 use bytes::Bytes;
+use http::uri::{Authority, PathAndQuery, Scheme};
 use http::{HeaderValue, Method, Request, Uri};
 use http_body_util::Full;
 
@@ -14,8 +15,12 @@ pub const DEFAULT_BASE_URL: &str = "https://api.anthropic.com";
 #[derive(Clone)]
 pub struct AnthropicUpstream {
     pub name: String,
-    scheme_authority: String,
+    scheme: Scheme,
+    authority: Authority,
     base_path: String,
+    /// `Host` as the HTTP client would write it; set here so that it is not formatted anew
+    /// for every request.
+    host: HeaderValue,
     api_key: Option<HeaderValue>,
 }
 
@@ -23,7 +28,10 @@ impl std::fmt::Debug for AnthropicUpstream {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("AnthropicUpstream")
             .field("name", &self.name)
-            .field("base", &self.scheme_authority)
+            .field(
+                "base",
+                &format_args!("{}://{}", self.scheme, self.authority),
+            )
             .finish_non_exhaustive()
     }
 }
@@ -51,12 +59,13 @@ impl AnthropicUpstream {
                 "provider '{name}': base_url '{base}' is invalid: {e}"
             ))
         })?;
-        let (Some(scheme), Some(authority)) = (uri.scheme_str(), uri.authority()) else {
+        let (Some(scheme), Some(authority)) = (uri.scheme().cloned(), uri.authority().cloned())
+        else {
             return Err(ProviderConfigError(format!(
                 "provider '{name}': base_url '{base}' needs a scheme and host"
             )));
         };
-        if scheme != "http" && scheme != "https" {
+        if scheme != Scheme::HTTP && scheme != Scheme::HTTPS {
             return Err(ProviderConfigError(format!(
                 "provider '{name}': base_url scheme must be http or https"
             )));
@@ -73,10 +82,17 @@ impl AnthropicUpstream {
             }
             _ => None,
         };
+        let host = host_header(&scheme, &authority).map_err(|_| {
+            ProviderConfigError(format!(
+                "provider '{name}': base_url '{base}' has an invalid host"
+            ))
+        })?;
         Ok(Self {
             name: name.to_string(),
-            scheme_authority: format!("{scheme}://{authority}"),
+            scheme,
+            authority,
             base_path: uri.path().trim_end_matches('/').to_string(),
+            host,
             api_key,
         })
     }
@@ -90,20 +106,42 @@ impl AnthropicUpstream {
         client_headers: &http::HeaderMap,
         body: Bytes,
     ) -> Result<Request<UpstreamBody>, http::Error> {
-        let uri = format!(
-            "{}{}{}",
-            self.scheme_authority, self.base_path, api_path_and_query
-        );
+        let path = if self.base_path.is_empty() {
+            PathAndQuery::try_from(api_path_and_query)?
+        } else {
+            PathAndQuery::try_from(format!("{}{api_path_and_query}", self.base_path))?
+        };
+        let uri = Uri::builder()
+            .scheme(self.scheme.clone())
+            .authority(self.authority.clone())
+            .path_and_query(path)
+            .build()?;
         let mut req = Request::builder()
             .method(method)
             .uri(uri)
             .body(Full::new(body))?;
         let headers = req.headers_mut();
         forwarded_headers(client_headers, headers);
+        headers.insert(http::header::HOST, self.host.clone());
         if let Some(key) = &self.api_key {
             headers.insert(&tollgate_wire::headers::X_API_KEY, key.clone());
         }
         Ok(req)
+    }
+}
+
+/// The host, with the port only when it is not the scheme's default (what hyper's client
+/// writes when a request has no `Host`).
+fn host_header(
+    scheme: &Scheme,
+    authority: &Authority,
+) -> Result<HeaderValue, http::header::InvalidHeaderValue> {
+    let secure = *scheme == Scheme::HTTPS;
+    match authority.port_u16() {
+        Some(443) if secure => HeaderValue::from_str(authority.host()),
+        Some(80) if !secure => HeaderValue::from_str(authority.host()),
+        Some(port) => HeaderValue::from_str(&format!("{}:{port}", authority.host())),
+        None => HeaderValue::from_str(authority.host()),
     }
 }
 
@@ -132,6 +170,29 @@ mod tests {
         );
         assert_eq!(r.headers()["x-api-key"], "sk-up");
         assert_eq!(r.headers()["anthropic-version"], "2023-06-01");
+        assert_eq!(r.headers()["host"], "127.0.0.1:9");
         assert!(AnthropicUpstream::new("b", Some("ftp://x"), None).is_err());
+    }
+
+    #[test]
+    fn the_host_header_leaves_out_the_default_port() {
+        for (base, host) in [
+            ("https://api.anthropic.com", "api.anthropic.com"),
+            ("https://api.anthropic.com:443", "api.anthropic.com"),
+            ("https://gw.example:8443/anthropic", "gw.example:8443"),
+            ("http://10.0.0.1:80", "10.0.0.1"),
+            ("http://[::1]:9000", "[::1]:9000"),
+        ] {
+            let up = AnthropicUpstream::new("a", Some(base), None).expect("valid");
+            let r = up
+                .request(
+                    Method::POST,
+                    "/v1/messages",
+                    &http::HeaderMap::new(),
+                    Bytes::new(),
+                )
+                .expect("builds");
+            assert_eq!(r.headers()["host"], host, "{base}");
+        }
     }
 }
