@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what bench/run.sh needs: nginx (Debian), oha (crates.io), release builds of the gateway
-# and the mock upstream.
+# and the mock upstream; and valgrind (Debian) for bench/instructions.sh.
 set -euo pipefail
 
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -8,10 +8,13 @@ ROOT=$(dirname "$HERE")
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-/var/tmp/tollgate-target}
 TOOLS=${TOLLGATE_TOOLS:-/var/tmp/tollgate-tools}
 
-if ! command -v nginx >/dev/null && [ ! -x /usr/sbin/nginx ]; then
+MISSING=()
+command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || MISSING+=(nginx)
+command -v valgrind >/dev/null || MISSING+=(valgrind)
+if [ ${#MISSING[@]} -gt 0 ]; then
   SUDO=; [ "$(id -u)" -eq 0 ] || SUDO=sudo
   $SUDO apt-get update
-  $SUDO apt-get install -y --no-install-recommends nginx
+  $SUDO apt-get install -y --no-install-recommends "${MISSING[@]}"
 fi
 
 if ! command -v oha >/dev/null && [ ! -x "$TOOLS/bin/oha" ]; then
