@@ -10,30 +10,13 @@ and a subagent with. Prompts carry `[[scenario:…]]` tags so every turn is know
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import re
-import sys
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from claude_cli import Run, find_claude, run_claude_cli
-
-if "tollgate_shared_fixtures" not in sys.modules:
-    # Run on its own (`pytest tests/claude-code`), pytest does not read tests/conftest.py.
-    _spec = importlib.util.spec_from_file_location(
-        "tollgate_shared_fixtures", Path(__file__).resolve().parents[1] / "conftest.py"
-    )
-    _shared = importlib.util.module_from_spec(_spec)
-    sys.modules["tollgate_shared_fixtures"] = _shared
-    _spec.loader.exec_module(_shared)
-    from tollgate_shared_fixtures import (  # noqa: F401
-        bedrock_fake,
-        configured_gateway_factory,
-        openai_fake,
-    )
 
 from tollgate_shared_fixtures import (
     bedrock_provider,

@@ -8,27 +8,14 @@ message that says why (429 + `x-should-retry: false`), while a rate limit makes 
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 import threading
 import time
 import urllib.request
-from pathlib import Path
 
 import pytest
 
 from claude_cli import find_claude, run_claude_cli
-
-if "tollgate_shared_fixtures" not in sys.modules:
-    # Run on its own (`pytest tests/claude-code`), pytest does not read tests/conftest.py.
-    _spec = importlib.util.spec_from_file_location(
-        "tollgate_shared_fixtures", Path(__file__).resolve().parents[1] / "conftest.py"
-    )
-    _shared = importlib.util.module_from_spec(_spec)
-    sys.modules["tollgate_shared_fixtures"] = _shared
-    _spec.loader.exec_module(_shared)
-    from tollgate_shared_fixtures import gateway_factory, upstream  # noqa: F401
 
 CLAUDE_TIMEOUT = 120
 
