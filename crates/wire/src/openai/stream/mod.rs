@@ -10,6 +10,7 @@ pub use to_chat::MessagesToChatStream;
 pub use to_messages::ChatToMessagesStream;
 
 use crate::sse::{SseEvent, SseScanner};
+use bytes::Bytes;
 
 /// Where a converted stream stands; once it is done or failed, further input is ignored so that
 /// nothing follows the terminal event.
@@ -20,8 +21,59 @@ enum End {
     Failed,
 }
 
-/// Sends a last blank line through the scanner so that a final event the upstream did not
-/// terminate (`data: [DONE]` without `\n\n`) is still seen.
-fn flush_tail(scanner: &mut SseScanner, on_event: impl FnMut(SseEvent<'_>)) {
-    scanner.feed(b"\n\n", on_event);
+/// One direction's conversion: what each upstream event becomes, and the client's error when
+/// the stream cannot be completed.
+trait Translate {
+    fn event(&mut self, ev: &SseEvent<'_>, out: &mut Vec<u8>);
+    fn error(&mut self, out: &mut Vec<u8>, kind: &str, message: &str);
+    fn end(&self) -> End;
+}
+
+/// An upstream stream under conversion: the SSE scanner, which holds events split across
+/// network chunks, and the direction's state.
+#[derive(Debug)]
+struct Converting<T> {
+    scanner: SseScanner,
+    state: T,
+}
+
+impl<T: Translate> Converting<T> {
+    fn new(state: T) -> Self {
+        Self {
+            scanner: SseScanner::new(),
+            state,
+        }
+    }
+
+    /// The client bytes that the next bytes of the upstream stream complete (possibly none).
+    fn feed(&mut self, chunk: &[u8]) -> Bytes {
+        let mut out = Vec::new();
+        let Self { scanner, state } = self;
+        scanner.feed(chunk, |ev| state.event(&ev, &mut out));
+        if scanner.overflowed() && state.end() == End::Streaming {
+            state.error(
+                &mut out,
+                "api_error",
+                "the upstream sent an oversize stream event",
+            );
+        }
+        Bytes::from(out)
+    }
+
+    /// The last client bytes once the upstream stream has ended. A final event the upstream did
+    /// not terminate (`data: [DONE]` without `\n\n`) is still taken; a stream that never
+    /// reached its terminal event (`terminal` names it) ends with an error.
+    fn finish(&mut self, terminal: &str) -> Bytes {
+        let mut out = Vec::new();
+        let Self { scanner, state } = self;
+        scanner.feed(b"\n\n", |ev| state.event(&ev, &mut out));
+        if state.end() == End::Streaming {
+            state.error(
+                &mut out,
+                "api_error",
+                &format!("the upstream stream ended before {terminal}"),
+            );
+        }
+        Bytes::from(out)
+    }
 }

@@ -4,22 +4,21 @@
 use bytes::Bytes;
 use serde_json::{Value, json};
 
-use super::{End, flush_tail};
+use super::{Converting, End, Translate};
 use crate::Usage;
 use crate::anthropic::StreamWatch;
 use crate::openai::error::openai_error_body;
 use crate::openai::mapping::{chat_usage, finish_reason_for};
 use crate::openai::response::{completion_id_for, thinking_block, unix_now};
 use crate::openai::types::{ChatChunk, ChunkChoice, ChunkDelta, FunctionDelta, ToolCallDelta};
-use crate::sse::{SseEvent, SseScanner};
+use crate::sse::SseEvent;
 
 /// Converts an Anthropic Messages SSE stream into Chat Completions chunks: the role first, then
 /// content, `reasoning_content` and tool-call pieces, a chunk with `finish_reason`, a usage chunk
 /// when asked for, and `data: [DONE]`.
 #[derive(Debug)]
 pub struct MessagesToChatStream {
-    scanner: SseScanner,
-    state: MessagesToChat,
+    conv: Converting<MessagesToChat>,
 }
 
 #[derive(Debug)]
@@ -55,8 +54,7 @@ impl MessagesToChatStream {
     /// client's `stream_options.include_usage`.
     pub fn new(model: &str, include_usage: bool) -> Self {
         Self {
-            scanner: SseScanner::new(),
-            state: MessagesToChat {
+            conv: Converting::new(MessagesToChat {
                 model: model.to_string(),
                 include_usage,
                 created: unix_now(),
@@ -67,46 +65,26 @@ impl MessagesToChatStream {
                 blocks: Vec::new(),
                 next_tool: 0,
                 finish_sent: false,
-            },
+            }),
         }
     }
 
     /// Takes the next bytes of the upstream stream; returns the complete chunks they finish.
     /// `message_stop` produces the final chunks and `data: [DONE]` at once.
     pub fn feed(&mut self, chunk: &[u8]) -> Bytes {
-        let mut out = Vec::new();
-        let Self { scanner, state } = self;
-        scanner.feed(chunk, |ev| state.on_event(&ev, &mut out));
-        if scanner.overflowed() && state.end == End::Streaming {
-            state.fail(
-                &mut out,
-                "api_error",
-                "the upstream sent an oversize stream event",
-            );
-        }
-        Bytes::from(out)
+        self.conv.feed(chunk)
     }
 
     /// Called once the upstream stream has ended. A complete stream has already ended with
     /// `data: [DONE]`; a cut-off one gets an error chunk and no `[DONE]`, so that the client does
     /// not take a partial answer as complete.
     pub fn finish(&mut self) -> Bytes {
-        let mut out = Vec::new();
-        let Self { scanner, state } = self;
-        flush_tail(scanner, |ev| state.on_event(&ev, &mut out));
-        if state.end == End::Streaming {
-            state.fail(
-                &mut out,
-                "api_error",
-                "the upstream stream ended before message_stop",
-            );
-        }
-        Bytes::from(out)
+        self.conv.finish("message_stop")
     }
 
     /// Usage reported by the upstream so far, in Anthropic's terms.
     pub fn usage(&self) -> Usage {
-        self.state.watch.facts.usage
+        self.conv.state.watch.facts.usage
     }
 }
 
@@ -114,8 +92,8 @@ fn str_at<'v>(v: &'v Value, pointer: &str) -> Option<&'v str> {
     v.pointer(pointer).and_then(Value::as_str)
 }
 
-impl MessagesToChat {
-    fn on_event(&mut self, ev: &SseEvent<'_>, out: &mut Vec<u8>) {
+impl Translate for MessagesToChat {
+    fn event(&mut self, ev: &SseEvent<'_>, out: &mut Vec<u8>) {
         if self.end != End::Streaming {
             return;
         }
@@ -127,7 +105,7 @@ impl MessagesToChat {
             Ok(v) => v,
             Err(e) => {
                 let message = format!("the upstream sent an unreadable event: {e}");
-                self.fail(out, "api_error", &message);
+                self.error(out, "api_error", &message);
                 return;
             }
         };
@@ -166,13 +144,26 @@ impl MessagesToChat {
                 let message = str_at(&data, "/error/message")
                     .unwrap_or("the upstream stream failed")
                     .to_string();
-                self.fail(out, &kind, &message);
+                self.error(out, &kind, &message);
             }
             // `ping`, and event types added later, carry nothing a Chat Completions client reads.
             _ => {}
         }
     }
 
+    fn error(&mut self, out: &mut Vec<u8>, kind: &str, message: &str) {
+        out.extend_from_slice(b"data: ");
+        out.extend_from_slice(&openai_error_body(kind, message, None));
+        out.extend_from_slice(b"\n\n");
+        self.end = End::Failed;
+    }
+
+    fn end(&self) -> End {
+        self.end
+    }
+}
+
+impl MessagesToChat {
     fn chunk(&self, out: &mut Vec<u8>, delta: ChunkDelta, finish_reason: Option<&'static str>) {
         self.write(
             out,
@@ -286,7 +277,7 @@ impl MessagesToChat {
 
     fn block_start(&mut self, data: &Value, out: &mut Vec<u8>) {
         let Some(index) = data.get("index").and_then(Value::as_u64) else {
-            self.fail(out, "api_error", "content_block_start without an index");
+            self.error(out, "api_error", "content_block_start without an index");
             return;
         };
         let block = data.get("content_block").unwrap_or(&Value::Null);
@@ -327,7 +318,7 @@ impl MessagesToChat {
             }
             other => {
                 let message = format!("`{other}` blocks have no Chat Completions equivalent");
-                self.fail(out, "api_error", &message);
+                self.error(out, "api_error", &message);
             }
         }
     }
@@ -335,7 +326,7 @@ impl MessagesToChat {
     fn block_delta(&mut self, data: &Value, out: &mut Vec<u8>) {
         let index = data.get("index").and_then(Value::as_u64);
         let Some(pos) = self.blocks.iter().position(|(i, _)| Some(*i) == index) else {
-            self.fail(
+            self.error(
                 out,
                 "api_error",
                 "content_block_delta for a block that was not started",
@@ -365,7 +356,7 @@ impl MessagesToChat {
             ("citations_delta", _) => {}
             (other, _) => {
                 let message = format!("`{other}` does not fit its content block");
-                self.fail(out, "api_error", &message);
+                self.error(out, "api_error", &message);
             }
         }
     }
@@ -408,18 +399,12 @@ impl MessagesToChat {
         out.extend_from_slice(b"data: [DONE]\n\n");
         self.end = End::Done;
     }
-
-    fn fail(&mut self, out: &mut Vec<u8>, kind: &str, message: &str) {
-        out.extend_from_slice(b"data: ");
-        out.extend_from_slice(&openai_error_body(kind, message, None));
-        out.extend_from_slice(b"\n\n");
-        self.end = End::Failed;
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sse::SseScanner;
 
     fn ev(name: &str, data: Value) -> String {
         format!("event: {name}\ndata: {data}\n\n")

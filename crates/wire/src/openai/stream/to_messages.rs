@@ -4,22 +4,21 @@
 use bytes::Bytes;
 use serde_json::{Value, json};
 
-use super::{End, flush_tail};
+use super::{Converting, End, Translate};
 use crate::Usage;
 use crate::anthropic::error_event;
 use crate::openai::error::anthropic_error_kind;
 use crate::openai::mapping::{messages_usage, usage_from_chat};
 use crate::openai::response::stop_of;
 use crate::openai::types::{ChatIn, ChoiceIn, ToolCallIn};
-use crate::sse::{SseEvent, SseScanner};
+use crate::sse::SseEvent;
 
 /// Converts an OpenAI-compatible SSE stream into an Anthropic Messages SSE stream: `message_start`
 /// on the first chunk, one content block per text run, reasoning run and tool call, then
 /// `message_delta` (stop reason and usage) and `message_stop` when the upstream sends `[DONE]`.
 #[derive(Debug)]
 pub struct ChatToMessagesStream {
-    scanner: SseScanner,
-    state: ChatToMessages,
+    conv: Converting<ChatToMessages>,
 }
 
 #[derive(Debug)]
@@ -62,8 +61,7 @@ impl ChatToMessagesStream {
     /// `message_id`.
     pub fn new(model: &str, message_id: &str) -> Self {
         Self {
-            scanner: SseScanner::new(),
-            state: ChatToMessages {
+            conv: Converting::new(ChatToMessages {
                 model: model.to_string(),
                 message_id: message_id.to_string(),
                 started: false,
@@ -75,46 +73,26 @@ impl ChatToMessagesStream {
                 matched_stop: None,
                 refused: false,
                 usage: Usage::default(),
-            },
+            }),
         }
     }
 
     /// Takes the next bytes of the upstream stream; returns the complete Anthropic events they
     /// finish (possibly none).
     pub fn feed(&mut self, chunk: &[u8]) -> Bytes {
-        let mut out = Vec::new();
-        let Self { scanner, state } = self;
-        scanner.feed(chunk, |ev| state.on_event(&ev, &mut out));
-        if scanner.overflowed() && state.end == End::Streaming {
-            state.fail(
-                &mut out,
-                "api_error",
-                "the upstream sent an oversize stream event",
-            );
-        }
-        Bytes::from(out)
+        self.conv.feed(chunk)
     }
 
     /// Called once the upstream stream has ended. After `[DONE]` the message is already complete
     /// and nothing is added; otherwise open blocks are closed and an `event: error` follows, so
     /// that the client retries instead of taking a cut-off answer as final.
     pub fn finish(&mut self) -> Bytes {
-        let mut out = Vec::new();
-        let Self { scanner, state } = self;
-        flush_tail(scanner, |ev| state.on_event(&ev, &mut out));
-        if state.end == End::Streaming {
-            state.fail(
-                &mut out,
-                "api_error",
-                "the upstream stream ended before [DONE]",
-            );
-        }
-        Bytes::from(out)
+        self.conv.finish("[DONE]")
     }
 
     /// Usage reported by the upstream so far (its final chunk, with `include_usage`).
     pub fn usage(&self) -> Usage {
-        self.state.usage
+        self.conv.state.usage
     }
 }
 
@@ -126,8 +104,8 @@ fn push_event(out: &mut Vec<u8>, name: &str, data: &Value) {
     out.extend_from_slice(b"\n\n");
 }
 
-impl ChatToMessages {
-    fn on_event(&mut self, ev: &SseEvent<'_>, out: &mut Vec<u8>) {
+impl Translate for ChatToMessages {
+    fn event(&mut self, ev: &SseEvent<'_>, out: &mut Vec<u8>) {
         if self.end != End::Streaming {
             return;
         }
@@ -143,7 +121,7 @@ impl ChatToMessages {
             Ok(c) => c,
             Err(e) => {
                 let message = format!("the upstream sent an unreadable chunk: {e}");
-                self.fail(out, "api_error", &message);
+                self.error(out, "api_error", &message);
                 return;
             }
         };
@@ -152,11 +130,11 @@ impl ChatToMessages {
                 .get("message")
                 .and_then(Value::as_str)
                 .unwrap_or("the upstream stream failed");
-            self.fail(out, anthropic_error_kind(err), message);
+            self.error(out, anthropic_error_kind(err), message);
             return;
         }
         if ev.name == "error" {
-            self.fail(out, "api_error", &String::from_utf8_lossy(data));
+            self.error(out, "api_error", &String::from_utf8_lossy(data));
             return;
         }
         self.start(out);
@@ -175,6 +153,18 @@ impl ChatToMessages {
         }
     }
 
+    fn error(&mut self, out: &mut Vec<u8>, kind: &str, message: &str) {
+        self.close_open(out);
+        out.extend_from_slice(&error_event(kind, message));
+        self.end = End::Failed;
+    }
+
+    fn end(&self) -> End {
+        self.end
+    }
+}
+
+impl ChatToMessages {
     fn start(&mut self, out: &mut Vec<u8>) {
         if self.started {
             return;
@@ -347,7 +337,7 @@ impl ChatToMessages {
                 &json!({"type": "content_block_delta", "index": block,
                     "delta": {"type": "input_json_delta", "partial_json": args}}),
             ),
-            _ => self.fail(
+            _ => self.error(
                 out,
                 "api_error",
                 "the upstream interleaved the arguments of parallel tool calls, which a Messages stream cannot carry",
@@ -391,7 +381,7 @@ impl ChatToMessages {
         self.start(out);
         self.close_open(out);
         if self.tools.iter().any(|t| !t.started) {
-            self.fail(
+            self.error(
                 out,
                 "api_error",
                 "the upstream sent a tool call without a name",
@@ -413,17 +403,12 @@ impl ChatToMessages {
         push_event(out, "message_stop", &json!({"type": "message_stop"}));
         self.end = End::Done;
     }
-
-    fn fail(&mut self, out: &mut Vec<u8>, kind: &str, message: &str) {
-        self.close_open(out);
-        out.extend_from_slice(&error_event(kind, message));
-        self.end = End::Failed;
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sse::SseScanner;
 
     fn data(v: Value) -> String {
         format!("data: {v}\n\n")
