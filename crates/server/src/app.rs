@@ -8,6 +8,8 @@ use crate::{admin, listener, pipeline};
 use arc_swap::ArcSwap;
 use axum::Router;
 use axum::routing::get;
+use futures_util::FutureExt;
+use futures_util::future::Either;
 use http::{Request, Response};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -387,15 +389,11 @@ pub fn service(
 + 'static {
     let router = router(state.clone());
     hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
-        let state = state.clone();
-        let router = router.clone();
-        async move {
-            let req = req.map(axum::body::Body::new);
-            if router_path(req.uri().path()) {
-                router.oneshot(req).await
-            } else {
-                Ok(pipeline::handle(state, req).await)
-            }
+        let req = req.map(axum::body::Body::new);
+        if router_path(req.uri().path()) {
+            Either::Left(router.clone().oneshot(req))
+        } else {
+            Either::Right(pipeline::handle(state.clone(), req).map(Ok))
         }
     })
 }
