@@ -136,12 +136,12 @@ fn host_header(
     scheme: &Scheme,
     authority: &Authority,
 ) -> Result<HeaderValue, http::header::InvalidHeaderValue> {
-    let secure = *scheme == Scheme::HTTPS;
+    let default_port = if *scheme == Scheme::HTTPS { 443 } else { 80 };
     match authority.port_u16() {
-        Some(443) if secure => HeaderValue::from_str(authority.host()),
-        Some(80) if !secure => HeaderValue::from_str(authority.host()),
-        Some(port) => HeaderValue::from_str(&format!("{}:{port}", authority.host())),
-        None => HeaderValue::from_str(authority.host()),
+        Some(port) if port != default_port => {
+            HeaderValue::from_str(&format!("{}:{port}", authority.host()))
+        }
+        _ => HeaderValue::from_str(authority.host()),
     }
 }
 
