@@ -269,29 +269,46 @@ impl Queued {
     }
 
     fn row(&self) -> Row<'_> {
-        let text = |i: usize| -> Option<Cow<'_, str>> {
-            let (start, end) = self.text[i]?;
+        let [
+            id,
+            started_at,
+            key_id,
+            user,
+            team,
+            project,
+            session_id,
+            agent_id,
+            model,
+            provider,
+        ] = self.text.map(|span| -> Option<Cow<'_, str>> {
+            let (start, end) = span?;
             std::str::from_utf8(self.buf.get(start as usize..end as usize)?)
                 .ok()
                 .map(Cow::Borrowed)
-        };
+        });
+        let [
+            input_tokens,
+            output_tokens,
+            cache_creation_input_tokens,
+            cache_read_input_tokens,
+        ] = self.tokens;
         Row {
-            id: text(0).unwrap_or_default(),
+            id: id.unwrap_or_default(),
             started_unix_ms: self.started_unix_ms,
-            started_at: text(1).unwrap_or_default(),
+            started_at: started_at.unwrap_or_default(),
             status: self.status,
-            key_id: text(2),
-            user: text(3),
-            team: text(4),
-            project: text(5),
-            session_id: text(6),
-            agent_id: text(7),
-            model: text(8),
-            provider: text(9),
-            input_tokens: self.tokens[0],
-            output_tokens: self.tokens[1],
-            cache_creation_input_tokens: self.tokens[2],
-            cache_read_input_tokens: self.tokens[3],
+            key_id,
+            user,
+            team,
+            project,
+            session_id,
+            agent_id,
+            model,
+            provider,
+            input_tokens,
+            output_tokens,
+            cache_creation_input_tokens,
+            cache_read_input_tokens,
             cost_nanos: self.cost_nanos,
             cost_unknown: self.cost_unknown,
         }
