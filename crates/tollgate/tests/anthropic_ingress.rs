@@ -478,6 +478,42 @@ async fn oversize_chunked_body_is_a_413() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chunked_body_in_many_pieces_reaches_the_upstream_whole() {
+    let s = Setup::new().await;
+    let padding = "p".repeat(150 * 1024);
+    let json = format!(
+        r#"{{"model":"{SONNET}","max_tokens":10,"metadata":{{"user_id":"{padding}"}},"messages":[{{"role":"user","content":"hi"}}]}}"#
+    );
+    let mut req = format!(
+        "POST /v1/messages HTTP/1.1\r\nhost: gw\r\ncontent-type: application/json\r\nanthropic-version: 2023-06-01\r\nauthorization: Bearer {}\r\ntransfer-encoding: chunked\r\nconnection: close\r\n\r\n",
+        s.key
+    );
+    // Uneven pieces, some of them larger than a connection's first read buffer.
+    let mut rest = json.as_bytes();
+    for size in [1, 7, 70_000, 3, 80_000].into_iter().cycle() {
+        if rest.is_empty() {
+            break;
+        }
+        let (piece, tail) = rest.split_at(size.min(rest.len()));
+        req.push_str(&format!(
+            "{:x}\r\n{}\r\n",
+            piece.len(),
+            std::str::from_utf8(piece).unwrap()
+        ));
+        rest = tail;
+    }
+    req.push_str("0\r\n\r\n");
+    let answer = support::raw_http(&s.gw.url, req.as_bytes()).await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    let seen = s.upstream.requests();
+    assert_eq!(seen.len(), 1);
+    assert!(
+        seen[0].body == json.as_bytes(),
+        "the upstream got other bytes"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn gzip_body_over_the_limit_once_decoded_is_a_413() {
     let s = Setup::with("[server]\nmax_body_bytes = 2048\n").await;
     let padding = " ".repeat(64 * 1024);

@@ -6,9 +6,9 @@ use crate::decode::decode_body;
 use crate::error::GatewayError;
 use crate::state::AppState;
 use axum::body::Body;
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use http::{HeaderMap, Method, Request};
-use http_body_util::{BodyExt, Limited};
+use http_body_util::BodyExt;
 use tollgate_wire::bedrock::parse_bedrock_path;
 use tollgate_wire::vertex::{VertexAction, parse_vertex_path};
 
@@ -151,18 +151,17 @@ pub async fn accept(
     let (endpoint, ingress, api_path_and_query) =
         route_path(&parts.method, parts.uri.path(), parts.uri.query())?;
     let max = state.limits.max_body_bytes;
-    if let Some(len) = parts
+    let declared = parts
         .headers
         .get(http::header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok())
-        && len > max as u64
-    {
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|len| len > max) {
         return Err(too_large(max));
     }
-    let collected = tokio::time::timeout(
+    let raw = tokio::time::timeout(
         state.limits.request_body_timeout,
-        Limited::new(body, max).collect(),
+        read_body(body, declared, max),
     )
     .await
     .map_err(|_| {
@@ -171,16 +170,7 @@ pub async fn accept(
             crate::error::ErrorKind::InvalidRequest,
             "request body was not received in time",
         )
-    })?;
-    let raw = match collected {
-        Ok(c) => c.to_bytes(),
-        Err(e) if e.is::<http_body_util::LengthLimitError>() => return Err(too_large(max)),
-        Err(e) => {
-            return Err(GatewayError::invalid(format!(
-                "request body could not be read: {e}"
-            )));
-        }
-    };
+    })??;
     rec.bytes_in(raw.len());
     let body = decode_body(&parts.headers, raw, max)?;
     rec.capture_request_body(&body);
@@ -192,6 +182,50 @@ pub async fn accept(
         headers: parts.headers,
         body,
     })
+}
+
+/// The most a body's declared length reserves before its bytes arrive, so a client that
+/// declares 32 MiB and stalls does not make the gateway hold 32 MiB.
+const MAX_RESERVE: usize = 1 << 20;
+
+/// Reads a whole request body of at most `max` bytes. A body that arrives in one piece is kept
+/// as it came. One that arrives in pieces is copied into one buffer as each piece arrives, so
+/// each piece (a slice of the connection's read buffer) is released at once: collecting the
+/// pieces first would hold them all and then the copy, twice the body's size at the peak.
+async fn read_body(
+    mut body: Body,
+    declared: Option<usize>,
+    max: usize,
+) -> Result<Bytes, GatewayError> {
+    let mut whole = Bytes::new();
+    let mut pieces: Option<BytesMut> = None;
+    while let Some(frame) = body.frame().await {
+        let frame = frame
+            .map_err(|e| GatewayError::invalid(format!("request body could not be read: {e}")))?;
+        let Ok(data) = frame.into_data() else {
+            continue;
+        };
+        let have = pieces.as_ref().map_or(whole.len(), BytesMut::len);
+        if have + data.len() > max {
+            return Err(too_large(max));
+        }
+        match &mut pieces {
+            Some(buf) => buf.extend_from_slice(&data),
+            None if whole.is_empty() => whole = data,
+            None => {
+                let reserve = declared
+                    .unwrap_or(0)
+                    .min(MAX_RESERVE)
+                    .max(have + data.len());
+                let mut buf = BytesMut::with_capacity(reserve);
+                buf.extend_from_slice(&whole);
+                buf.extend_from_slice(&data);
+                whole = Bytes::new();
+                pieces = Some(buf);
+            }
+        }
+    }
+    Ok(pieces.map_or(whole, BytesMut::freeze))
 }
 
 fn too_large(max: usize) -> GatewayError {
