@@ -6,11 +6,13 @@
 //! - `admin_client`: a small HTTP client for the admin API.
 //! - `commands`: one function per command, printing for people or as JSON.
 //! - `claude_code`: the `settings.json` block for developers.
+//! - `cpu`: the start-up check that the CPU has the features the build targets.
 
 mod admin_client;
 mod claude_code;
 mod cli;
 mod commands;
+mod cpu;
 
 use clap::Parser;
 
@@ -18,6 +20,15 @@ use clap::Parser;
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> std::process::ExitCode {
+    let missing = cpu::missing_features();
+    if !missing.is_empty() {
+        eprintln!(
+            "error: this tollgate binary was built for CPUs with {}, which this one lacks; \
+             build it for this CPU with RUSTFLAGS=\"-C target-cpu=native\" cargo build --release",
+            missing.join(", ")
+        );
+        return std::process::ExitCode::FAILURE;
+    }
     let cli = cli::Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(
