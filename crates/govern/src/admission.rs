@@ -538,7 +538,7 @@ async fn take_counters(
             };
             limits.push(BudgetLimit::new(
                 LimitKey::new(format!("turns:{}:{session}", p.id)),
-                Window::Total,
+                Window::Session,
                 i64::try_from(max).unwrap_or(MAX_NANOS).min(MAX_NANOS),
             ));
             meta.push((p.name.clone(), BudgetPeriod::Total, true));
@@ -617,7 +617,7 @@ async fn take_counters(
         ) {
             standard.0.push(BudgetLimit::new(
                 LimitKey::new(format!("session:{}:{session}", p.id)),
-                Window::Total,
+                Window::Session,
                 usd_to_nanos(cap),
             ));
             standard.1.push((p.name.clone(), BudgetPeriod::Total, true));

@@ -201,6 +201,38 @@ async fn keys_are_namespaced_expire_and_are_cleaned() {
     assert_eq!(index, 0);
 }
 
+/// Session counters carry a day's time to live, renewed by every write, so the keys of the
+/// many sessions that simply end leave Redis on their own (`total` keys never expire).
+#[tokio::test]
+async fn session_keys_expire_a_day_after_their_last_write() {
+    let (server, _clock, a, _) = replicas().await;
+    let k = LimitKey::new("session:policy:abc");
+    let limits = [BudgetLimit::new(k.clone(), Window::Session, 100)];
+    let Admission::Allowed(r) = a
+        .reserve_budget(&limits, 10, Duration::from_secs(5))
+        .await
+        .unwrap()
+    else {
+        panic!("room expected");
+    };
+    let mut c = raw(&server).await;
+    let key = "tollgate:v1:budget:session:0:session:policy:abc";
+    let day_ms = 86_400_000;
+    let ttl: i64 = c.pttl(key).await.unwrap();
+    assert!(ttl > day_ms - 5_000 && ttl <= day_ms, "{ttl}");
+    // Let the TTL run down a little, then a settlement renews it.
+    let _: () = c.pexpire(key, 1_000_000).await.unwrap();
+    a.settle_budget(&r, 7).await.unwrap();
+    let ttl: i64 = c.pttl(key).await.unwrap();
+    assert!(ttl > day_ms - 5_000, "{ttl}");
+    let s = a.spent(&k, Window::Session).await.unwrap();
+    assert_eq!(s.settled_nanos, 7);
+    // Once the key has expired, the session starts from nothing.
+    let _: () = c.del(key).await.unwrap();
+    let s = a.spent(&k, Window::Session).await.unwrap();
+    assert_eq!((s.settled_nanos, s.reserved_nanos), (0, 0));
+}
+
 /// A budget with thousands of reservations expiring at once is swept in batches (Lua's unpack
 /// has a stack limit) within one script run.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -4,14 +4,15 @@
 //! rarely meet on a lock. A reservation spanning several budgets locks their shards in index
 //! order (never deadlocks) and holds them for the check and the update, which makes it atomic
 //! exactly as the Redis script is. Expired reservations and leases are dropped when their counter
-//! is next touched; a shard also sweeps out ended periods, stale rate windows and empty lease
-//! lists at most once a minute, on whichever request happens to lock it.
+//! is next touched; a shard also sweeps out ended periods, idle session counters, stale rate
+//! windows and empty lease lists at most once a minute, on whichever request happens to lock it.
 
 use super::rate;
 use super::{
     Admission, BudgetLimit, Clock, CounterStore, IdSource, LeaseId, LimitKey, Period, Permit,
-    RateDecision, RateMetric, Reservation, ReservedKey, Settlement, Spent, StoreError, StoreFuture,
-    SystemClock, UnixMs, Window, check_nanos, check_rate, check_ttl, normalise_limits, period_of,
+    RateDecision, RateMetric, Reservation, ReservedKey, SESSION_IDLE, Settlement, Spent,
+    StoreError, StoreFuture, SystemClock, UnixMs, Window, check_nanos, check_rate, check_ttl,
+    normalise_limits, period_of,
 };
 use std::collections::{BTreeMap, HashMap};
 use std::hash::{BuildHasher, Hash, RandomState};
@@ -53,6 +54,8 @@ struct BudgetCell {
     /// Live reservations by (expiry, id), so expiry pops from the front and settling finds one
     /// by the expiry it carries.
     live: BTreeMap<(UnixMs, LeaseId), i64>,
+    /// The last reservation or settlement, after which a `Session` counter is forgotten.
+    touched: UnixMs,
 }
 
 #[derive(Debug, Default)]
@@ -63,13 +66,22 @@ struct RateCell {
 }
 
 impl BudgetCell {
-    fn new(period: Period) -> Self {
+    fn new(period: Period, now: UnixMs) -> Self {
         BudgetCell {
             period,
             settled: 0,
             reserved: 0,
             live: BTreeMap::new(),
+            touched: now,
         }
+    }
+
+    /// Whether the counter has ended: its period is over, or it is a session counter unused for
+    /// [`SESSION_IDLE`] (the Redis key would have expired).
+    fn is_over(&self, window: Window, now: UnixMs) -> bool {
+        self.period.is_over(now)
+            || (window == Window::Session
+                && now.0.saturating_sub(self.touched.0) >= super::duration_ms(SESSION_IDLE))
     }
 
     fn expire(&mut self, now: UnixMs) {
@@ -104,13 +116,26 @@ impl RateCell {
 }
 
 impl Shard {
+    /// The live counter of `ck`, dropping it first if it has ended (sweeps run only once a
+    /// minute, expiry must not wait for them).
+    fn budget(&mut self, ck: &CellKey, now: UnixMs) -> Option<&mut BudgetCell> {
+        if self
+            .budgets
+            .get(ck)
+            .is_some_and(|c| c.is_over(ck.window, now))
+        {
+            self.budgets.remove(ck);
+        }
+        self.budgets.get_mut(ck)
+    }
+
     fn maybe_sweep(&mut self, now: UnixMs) {
         if now.0 < self.next_sweep {
             return;
         }
         self.next_sweep = now.0.saturating_add(SWEEP_EVERY_MS);
-        self.budgets.retain(|_, c| {
-            !c.period.is_over(now) && (c.settled != 0 || c.reserved != 0 || !c.live.is_empty())
+        self.budgets.retain(|k, c| {
+            !c.is_over(k.window, now) && (c.settled != 0 || c.reserved != 0 || !c.live.is_empty())
         });
         let (window, _) = rate::window_of(now);
         self.rates
@@ -188,7 +213,7 @@ impl MemoryStore {
         }
         for (shard, ck, period, cap) in &cells {
             let g = shard_mut(&mut guards, *shard)?;
-            let used = match g.budgets.get_mut(ck) {
+            let used = match g.budget(ck, now) {
                 Some(cell) => {
                     cell.expire(now);
                     cell.used()
@@ -217,7 +242,8 @@ impl MemoryStore {
             let cell = g
                 .budgets
                 .entry(ck)
-                .or_insert_with(|| BudgetCell::new(period));
+                .or_insert_with(|| BudgetCell::new(period, now));
+            cell.touched = now;
             cell.reserved = cell.reserved.saturating_add(amount_nanos);
             cell.live.insert((expires_at, id), amount_nanos);
         }
@@ -238,8 +264,13 @@ impl MemoryStore {
         check_nanos(actual_nanos)?;
         let now = self.clock.now();
         let mut late = false;
-        self.for_each_held(reservation, now, |cells, ck, period| {
-            let cell = cells.entry(ck).or_insert_with(|| BudgetCell::new(period));
+        self.for_each_held(reservation, now, |shard, ck, period| {
+            shard.budget(&ck, now);
+            let cell = shard
+                .budgets
+                .entry(ck)
+                .or_insert_with(|| BudgetCell::new(period, now));
+            cell.touched = now;
             match cell.live.remove(&(reservation.expires_at, reservation.id)) {
                 Some(held) => cell.reserved = cell.reserved.saturating_sub(held),
                 None => late = true,
@@ -256,8 +287,8 @@ impl MemoryStore {
     /// [`CounterStore::release_budget`] without the future.
     pub fn release_now(&self, reservation: &Reservation) -> Result<(), StoreError> {
         let now = self.clock.now();
-        self.for_each_held(reservation, now, |cells, ck, _| {
-            if let Some(cell) = cells.get_mut(&ck)
+        self.for_each_held(reservation, now, |shard, ck, _| {
+            if let Some(cell) = shard.budget(&ck, now)
                 && let Some(held) = cell.live.remove(&(reservation.expires_at, reservation.id))
             {
                 cell.reserved = cell.reserved.saturating_sub(held);
@@ -271,7 +302,7 @@ impl MemoryStore {
         &self,
         reservation: &Reservation,
         now: UnixMs,
-        mut f: impl FnMut(&mut HashMap<CellKey, BudgetCell>, CellKey, Period),
+        mut f: impl FnMut(&mut Shard, CellKey, Period),
     ) -> Result<(), StoreError> {
         let cells: Vec<(usize, CellKey, Period)> = reservation
             .keys
@@ -289,7 +320,7 @@ impl MemoryStore {
         let mut guards = self.lock_many(cells.iter().map(|c| c.0).collect());
         for (shard, ck, period) in cells {
             let g = shard_mut(&mut guards, shard)?;
-            f(&mut g.budgets, ck, period);
+            f(g, ck, period);
         }
         Ok(())
     }
@@ -305,7 +336,7 @@ impl MemoryStore {
             start: period.start.0,
         };
         let mut g = self.lock_one(&ck)?;
-        let (settled_nanos, reserved_nanos) = match g.budgets.get_mut(&ck) {
+        let (settled_nanos, reserved_nanos) = match g.budget(&ck, now) {
             Some(cell) => {
                 cell.expire(now);
                 (cell.settled, cell.reserved)
@@ -330,7 +361,7 @@ impl MemoryStore {
             start: period.start.0,
         };
         let mut g = self.lock_one(&ck)?;
-        if let Some(cell) = g.budgets.get_mut(&ck) {
+        if let Some(cell) = g.budget(&ck, now) {
             cell.settled = 0;
         }
         Ok(())
@@ -529,6 +560,64 @@ mod tests {
             lock(m).maybe_sweep(clock.now());
         }
         assert_eq!(count(&store), 0);
+    }
+
+    #[test]
+    fn session_counters_are_forgotten_a_day_after_their_last_use() {
+        let clock = Arc::new(ManualClock::new(UnixMs(1_000_000_000_000)));
+        let store = MemoryStore::new(clock.clone());
+        let key = LimitKey::new("session:p:abc");
+        let limits = [BudgetLimit::new(key.clone(), Window::Session, 100)];
+        let spend = |amount| {
+            let Ok(Admission::Allowed(r)) =
+                store.reserve_now(&limits, amount, Duration::from_secs(5))
+            else {
+                panic!("room expected");
+            };
+            store.settle_now(&r, amount).unwrap();
+        };
+        spend(60);
+        // Used again within the day: the count stays, and the day restarts from this use.
+        clock.advance(SESSION_IDLE - Duration::from_secs(60));
+        spend(30);
+        clock.advance(SESSION_IDLE - Duration::from_secs(60));
+        assert_eq!(
+            store
+                .spent_now(&key, Window::Session)
+                .unwrap()
+                .settled_nanos,
+            90
+        );
+        assert!(matches!(
+            store.reserve_now(&limits, 20, Duration::from_secs(5)),
+            Ok(Admission::Denied { .. })
+        ));
+        // A day without use: forgotten, before any sweep and by the sweep alike.
+        clock.advance(Duration::from_secs(61));
+        assert_eq!(
+            store
+                .spent_now(&key, Window::Session)
+                .unwrap()
+                .settled_nanos,
+            0
+        );
+        spend(20);
+        clock.advance(SESSION_IDLE);
+        for m in store.shards.iter() {
+            lock(m).maybe_sweep(clock.now());
+        }
+        assert!(store.shards.iter().all(|m| lock(m).budgets.is_empty()));
+        // `Total` counters are never forgotten.
+        let total = [BudgetLimit::new(key.clone(), Window::Total, 100)];
+        let Ok(Admission::Allowed(r)) = store.reserve_now(&total, 5, Duration::from_secs(5)) else {
+            panic!("room expected");
+        };
+        store.settle_now(&r, 5).unwrap();
+        clock.advance(SESSION_IDLE * 3);
+        assert_eq!(
+            store.spent_now(&key, Window::Total).unwrap().settled_nanos,
+            5
+        );
     }
 
     #[test]

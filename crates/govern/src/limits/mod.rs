@@ -199,7 +199,8 @@ impl fmt::Display for LimitKey {
 }
 
 /// The period a budget counts over. Calendar windows reset at local midnight of the given UTC
-/// offset (weeks on Monday, months on the 1st); `Total` never resets.
+/// offset (weeks on Monday, months on the 1st); `Total` never resets; `Session` never resets
+/// but is forgotten once unused for [`SESSION_IDLE`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Window {
     /// The current UTC minute.
@@ -221,7 +222,14 @@ pub enum Window {
     },
     /// All time.
     Total,
+    /// All time while in use: a counter untouched for [`SESSION_IDLE`] is forgotten, so the
+    /// counters of the many sessions that simply end do not pile up.
+    Session,
 }
+
+/// How long a [`Window::Session`] counter outlives its last use: a Claude Code session idle
+/// for a day is over, and a resumed one starts its caps afresh.
+pub const SESSION_IDLE: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
 
 impl Window {
     fn validate(self) -> Result<(), StoreError> {
@@ -247,6 +255,7 @@ impl fmt::Display for Window {
             Window::Week { tz_offset_minutes } => write!(f, "week{tz_offset_minutes:+}"),
             Window::Month { tz_offset_minutes } => write!(f, "month{tz_offset_minutes:+}"),
             Window::Total => f.write_str("total"),
+            Window::Session => f.write_str("session"),
         }
     }
 }

@@ -59,7 +59,7 @@ pub fn period_of(window: Window, now: UnixMs) -> Period {
             };
             local_span(days_from_civil(y, m, 1), days_from_civil(ny, nm, 1), offset)
         }
-        Window::Total => Period {
+        Window::Total | Window::Session => Period {
             start: UnixMs(0),
             end: None,
         },

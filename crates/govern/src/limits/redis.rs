@@ -14,7 +14,8 @@
 //!   (reserved nano-USD) and one field per live reservation id holding its amount;
 //! - `budget-exp:{window}:{period start ms}:{scope}`: sorted set of the same reservation ids
 //!   scored by expiry (Unix ms), so a script finds the expired ones in O(log n) instead of
-//!   scanning the hash; both keys expire a minute after their period ends (never for `total`);
+//!   scanning the hash; both keys expire a minute after their period ends (never for `total`;
+//!   a day after their last write for `session`);
 //! - `rate:{rpm|tpm}:{unix minute}:{scope}`: a counter living until the next window has used it;
 //! - `conc:{scope}`: sorted set of lease ids scored by expiry.
 //!
@@ -25,9 +26,9 @@
 use super::rate;
 use super::{
     Admission, AdmitPlan, BudgetLimit, Clock, CounterStore, IdSource, LimitKey, Permit,
-    PlanOutcome, RateDecision, RateMetric, Reservation, ReservedKey, Settlement, Spent, StoreError,
-    StoreFuture, UnixMs, Window, check_nanos, check_rate, check_ttl, duration_ms, normalise_limits,
-    period_of,
+    PlanOutcome, RateDecision, RateMetric, Reservation, ReservedKey, SESSION_IDLE, Settlement,
+    Spent, StoreError, StoreFuture, UnixMs, Window, check_nanos, check_rate, check_ttl,
+    duration_ms, normalise_limits, period_of,
 };
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{FromRedisValue, RedisError, Script, ScriptInvocation, ServerErrorKind};
@@ -416,7 +417,8 @@ impl RedisStore {
                 let period = period_of(l.window, now);
                 let (h, z) = self.budget_keys(&l.key, l.window, period.start);
                 inv.key(h).key(z);
-                inv.arg(l.cap_nanos).arg(key_ttl_ms(period.end, now));
+                inv.arg(l.cap_nanos)
+                    .arg(key_ttl_ms(l.window, period.end, now));
                 ReservedKey {
                     key: l.key.clone(),
                     window: l.window,
@@ -593,7 +595,7 @@ impl RedisStore {
             if k.period.is_over(now) {
                 inv.arg(-1);
             } else {
-                inv.arg(key_ttl_ms(k.period.end, now));
+                inv.arg(key_ttl_ms(k.window, k.period.end, now));
             }
         }
         let late: i64 = self.run(&inv).await?;
@@ -727,10 +729,13 @@ impl RedisStore {
 }
 
 /// TTL for a budget key: until its period ends plus grace, at least 1 ms; "0" = never.
-fn key_ttl_ms(end: Option<UnixMs>, now: UnixMs) -> i64 {
-    match end {
-        None => 0,
-        Some(end) => now.millis_until(end).saturating_add(PERIOD_GRACE_MS).max(1),
+/// A budget key's time to live from now: a minute past its period's end, [`SESSION_IDLE`] for
+/// a session counter (renewed by every write), none (`0`) for `total`.
+fn key_ttl_ms(window: Window, end: Option<UnixMs>, now: UnixMs) -> i64 {
+    match (window, end) {
+        (Window::Session, _) => duration_ms(SESSION_IDLE),
+        (_, None) => 0,
+        (_, Some(end)) => now.millis_until(end).saturating_add(PERIOD_GRACE_MS).max(1),
     }
 }
 

@@ -235,7 +235,13 @@ async fn alert_refusal(
         ),
         _ => return,
     };
-    if !claim(&state.counters, &key, Window::Total).await {
+    // A loop alert's claim is per session, so it is forgotten with the session's counters.
+    let window = if matches!(refusal, Refusal::LoopDetected { .. }) {
+        Window::Session
+    } else {
+        Window::Total
+    };
+    if !claim(&state.counters, &key, window).await {
         return;
     }
     let (cap, used) = match refusal {
