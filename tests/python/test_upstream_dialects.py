@@ -960,6 +960,34 @@ def test_openai_client_body_passes_through(oai_client, fakes, gw):
     )
 
 
+def test_openai_client_gets_the_upstream_retry_and_rate_limit_headers(oai_client, fakes, gw):
+    """What the OpenAI SDK acts on comes through a pass-through: it waits as the upstream says."""
+    import openai
+
+    client = oai_client.with_options(max_retries=0)
+    with pytest.raises(openai.RateLimitError) as caught:
+        client.chat.completions.create(
+            model=MODEL,
+            messages=[{"role": "user", "content": "[[scenario:error:429:rate_limit_exceeded]] hi"}],
+        )
+    headers = caught.value.response.headers
+    assert headers.get("retry-after") == "7", dict(headers)
+    assert headers.get("x-should-retry") == "true", dict(headers)
+    assert headers.get("x-ratelimit-remaining-requests") == "0", dict(headers)
+    assert headers.get("x-ratelimit-reset-requests") == "7s", dict(headers)
+
+    for stream in (False, True):
+        raw = client.chat.completions.with_raw_response.create(
+            model=MODEL, messages=[{"role": "user", "content": "hi"}], stream=stream
+        )
+        record = fakes["oai"].model_requests()[-1]
+        assert raw.headers.get("x-request-id") == f"req_mock_{record['n']}", dict(raw.headers)
+        # Only what clients act on: the upstream's other headers stay behind.
+        assert "openai-processing-ms" not in raw.headers, dict(raw.headers)
+        assert raw.headers.get("x-tollgate-request-id"), dict(raw.headers)
+        raw.parse()
+
+
 @pytest.mark.parametrize("include_usage", [False, True], ids=["no-usage", "usage"])
 def test_openai_client_stream_passes_through(include_usage, oai_client, fakes, gw):
     """The gateway asks for usage to meter the stream; a client that did not ask gets exactly

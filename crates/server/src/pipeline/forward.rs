@@ -424,7 +424,9 @@ impl Turn<'_, '_> {
             if target.dialect() == Dialect::Anthropic {
                 *h = client_response_headers(std::mem::take(&mut parts.headers));
             } else {
-                if let Some(v) = parts.headers.get(http::header::RETRY_AFTER) {
+                if r.passthrough(target) {
+                    openai_client_headers(&parts.headers, h);
+                } else if let Some(v) = parts.headers.get(http::header::RETRY_AFTER) {
                     h.insert(http::header::RETRY_AFTER, v.clone());
                 }
                 h.insert(
@@ -886,9 +888,7 @@ fn relay_whole(
         let facts = tollgate_wire::openai::chat_response_facts(&bytes);
         let mut out = Response::builder().status(status);
         if let Some(h) = out.headers_mut() {
-            if let Some(v) = parts.headers.get(http::header::RETRY_AFTER) {
-                h.insert(http::header::RETRY_AFTER, v.clone());
-            }
+            openai_client_headers(&parts.headers, h);
             h.insert(
                 http::header::CONTENT_TYPE,
                 HeaderValue::from_static("application/json"),
@@ -958,6 +958,23 @@ fn is_event_stream(h: &HeaderMap) -> bool {
     h.get(http::header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.trim_start().starts_with("text/event-stream"))
+}
+
+/// The upstream headers an OpenAI client acts on, passed along when its request went through
+/// unchanged: the retry advice the official SDKs honour (`retry-after`, `retry-after-ms`,
+/// `x-should-retry`), the `x-ratelimit-*` budget and the upstream's `x-request-id`. Cookies and
+/// the provider's organisation and project names stay behind.
+fn openai_client_headers(from: &http::HeaderMap, to: &mut http::HeaderMap) {
+    for (name, value) in from {
+        let n = name.as_str();
+        if matches!(
+            n,
+            "retry-after" | "retry-after-ms" | "x-should-retry" | "x-request-id"
+        ) || n.starts_with("x-ratelimit-")
+        {
+            to.append(name.clone(), value.clone());
+        }
+    }
 }
 
 /// Every upstream header except connection-level ones reaches the client: `retry-after`,
