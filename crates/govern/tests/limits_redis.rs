@@ -208,13 +208,7 @@ async fn session_keys_expire_a_day_after_their_last_write() {
     let (server, _clock, a, _) = replicas().await;
     let k = LimitKey::new("session:policy:abc");
     let limits = [BudgetLimit::new(k.clone(), Window::Session, 100)];
-    let Admission::Allowed(r) = a
-        .reserve_budget(&limits, 10, Duration::from_secs(5))
-        .await
-        .unwrap()
-    else {
-        panic!("room expected");
-    };
+    let r = suite::allowed(suite::reserve(&*a, &limits, 10).await);
     let mut c = raw(&server).await;
     let key = "tollgate:v1:budget:session:0:session:policy:abc";
     let day_ms = 86_400_000;

@@ -30,11 +30,13 @@ fn key(s: &str) -> LimitKey {
     LimitKey::new(s)
 }
 
-async fn reserve(store: &dyn CounterStore, limits: &[BudgetLimit], amount: i64) -> Admission {
+/// Reserves `amount` in `limits` with the suite's reservation TTL.
+pub async fn reserve(store: &dyn CounterStore, limits: &[BudgetLimit], amount: i64) -> Admission {
     store.reserve_budget(limits, amount, TTL).await.unwrap()
 }
 
-fn allowed(a: Admission) -> Reservation {
+/// The reservation of an admission that must have had room.
+pub fn allowed(a: Admission) -> Reservation {
     match a {
         Admission::Allowed(r) => r,
         Admission::Denied { .. } => panic!("expected room, got {a:?}"),
