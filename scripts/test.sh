@@ -10,6 +10,18 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/var/tmp/tollgate-target}"
 export TOLLGATE_BIN="$CARGO_TARGET_DIR/debug/tollgate"
 export SCRIPTED_UPSTREAM_BIN="$CARGO_TARGET_DIR/debug/scripted-upstream"
 
+# x86-64 builds target x86-64-v3 (.cargo/config.toml). On a CPU without it the suite builds for
+# the x86-64 baseline instead of testing binaries that refuse to start.
+if [ "$(uname -m)" = x86_64 ] && [ -z "${RUSTFLAGS:-}" ]; then
+    for feature in avx2 bmi1 bmi2 fma pclmulqdq movbe abm f16c; do
+        if ! grep -qw "$feature" /proc/cpuinfo; then
+            echo "[setup] this CPU lacks $feature: building for the x86-64 baseline"
+            export RUSTFLAGS="-C target-cpu=x86-64"
+            break
+        fi
+    done
+fi
+
 steps=()
 results=()
 failed=0
