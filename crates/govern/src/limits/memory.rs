@@ -129,6 +129,18 @@ impl Shard {
         self.budgets.get_mut(ck)
     }
 
+    /// The live counter of `ck`, started afresh in `period` if it has ended or never existed,
+    /// marked as used now.
+    fn touch(&mut self, ck: CellKey, period: Period, now: UnixMs) -> &mut BudgetCell {
+        self.budget(&ck, now);
+        let cell = self
+            .budgets
+            .entry(ck)
+            .or_insert_with(|| BudgetCell::new(period, now));
+        cell.touched = now;
+        cell
+    }
+
     fn maybe_sweep(&mut self, now: UnixMs) {
         if now.0 < self.next_sweep {
             return;
@@ -239,11 +251,7 @@ impl MemoryStore {
                 window: ck.window,
                 period,
             });
-            let cell = g
-                .budgets
-                .entry(ck)
-                .or_insert_with(|| BudgetCell::new(period, now));
-            cell.touched = now;
+            let cell = g.touch(ck, period, now);
             cell.reserved = cell.reserved.saturating_add(amount_nanos);
             cell.live.insert((expires_at, id), amount_nanos);
         }
@@ -265,12 +273,7 @@ impl MemoryStore {
         let now = self.clock.now();
         let mut late = false;
         self.for_each_held(reservation, now, |shard, ck, period| {
-            shard.budget(&ck, now);
-            let cell = shard
-                .budgets
-                .entry(ck)
-                .or_insert_with(|| BudgetCell::new(period, now));
-            cell.touched = now;
+            let cell = shard.touch(ck, period, now);
             match cell.live.remove(&(reservation.expires_at, reservation.id)) {
                 Some(held) => cell.reserved = cell.reserved.saturating_sub(held),
                 None => late = true,

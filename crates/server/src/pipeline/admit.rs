@@ -217,7 +217,8 @@ async fn alert_refusal(
     principal: &tollgate_govern::Principal,
     session: Option<&str>,
 ) {
-    let (kind, key, period) = match refusal {
+    // A loop alert's claim is per session, so it is forgotten with the session's counters.
+    let (kind, key, period, window) = match refusal {
         Refusal::Budget {
             policy,
             period,
@@ -227,19 +228,15 @@ async fn alert_refusal(
             AlertKind::HardCapBlocked,
             format!("alert:block:{policy}:{}", resets_at.map_or(0, |t| t.0)),
             Some(*period),
+            Window::Total,
         ),
         Refusal::LoopDetected { policy, .. } => (
             AlertKind::LoopBreakerFired,
             format!("alert:loop:{policy}:{}", session.unwrap_or_default()),
             None,
+            Window::Session,
         ),
         _ => return,
-    };
-    // A loop alert's claim is per session, so it is forgotten with the session's counters.
-    let window = if matches!(refusal, Refusal::LoopDetected { .. }) {
-        Window::Session
-    } else {
-        Window::Total
     };
     if !claim(&state.counters, &key, window).await {
         return;
