@@ -39,7 +39,13 @@ failed=()
 for target in "${targets[@]}"; do
     echo "======== fuzz $target (${SECONDS_PER_TARGET}s) ========"
     # A crash writes its input under fuzz/artifacts/$target/ and exits non-zero.
-    if ! "$CARGO_FUZZ" run -s none "$target" -- -max_total_time="$SECONDS_PER_TARGET"; then
+    # libFuzzer prints a line per new input; keep that in a file and show it only on a crash.
+    log="$(mktemp "${TMPDIR:-/tmp}/fuzz-$target.XXXXXX")"
+    if "$CARGO_FUZZ" run -s none "$target" -- -max_total_time="$SECONDS_PER_TARGET" >"$log" 2>&1; then
+        grep -E '^#[0-9]+[[:space:]]+DONE' "$log" || tail -n 1 "$log"
+        rm -f "$log"
+    else
+        tail -n 80 "$log"
         failed+=("$target")
     fi
 done

@@ -24,7 +24,11 @@ fi
 
 steps=()
 results=()
+logs=()
 failed=0
+# Each step's output is kept so the summary, the part of a CI log read first, can end with what
+# failed instead of whatever the last step printed.
+LOG_DIR="$(mktemp -d "${TMPDIR:-/tmp}/tollgate-test-logs.XXXXXX")"
 
 banner() { printf '\n======== %s ========\n' "$*"; }
 
@@ -33,9 +37,11 @@ run_step() {
     shift
     banner "$name"
     local start=$SECONDS rc=0
-    "$@" || rc=$?
+    local log="$LOG_DIR/${#steps[@]}.log"
+    "$@" 2>&1 | tee "$log" || rc=$?
     local took=$((SECONDS - start))
     steps+=("$name")
+    logs+=("$log")
     if [ "$rc" -eq 0 ]; then
         results+=("ok      ${took}s")
     else
@@ -45,12 +51,39 @@ run_step() {
     return "$rc"
 }
 
+# Free space below this on the build or temp file system makes builds, initdb and the journal
+# fail with errors that do not say why; the summary says it instead.
+MIN_FREE_KB=$((4 * 1024 * 1024))
+low_disk() {
+    local dir
+    mkdir -p "$CARGO_TARGET_DIR"
+    for dir in "$CARGO_TARGET_DIR" "${TMPDIR:-/tmp}"; do
+        local free
+        free=$(df -Pk "$dir" | awk 'NR==2 {print $4}')
+        if [ "${free:-0}" -lt "$MIN_FREE_KB" ]; then
+            echo "only $((free / 1024)) MiB free under $dir: failures above may be a full disk (stale test binaries pile up in $CARGO_TARGET_DIR/debug/deps)"
+        fi
+    done
+}
+
 summary() {
-    banner "summary"
     local i
+    for i in "${!steps[@]}"; do
+        case "${results[$i]}" in
+        FAILED*)
+            banner "what failed in: ${steps[$i]} (full log: ${logs[$i]})"
+            # nextest's failure lines and panics first, then the step's last lines.
+            grep -E '^ +(FAIL|SIGSEGV|SIGABRT|SIGKILL|TIMEOUT|LEAK-FAIL) |panicked at|^(error|FAILED)\b' "${logs[$i]}" | awk '!seen[$0]++' | head -40 || true
+            echo "--- last lines ---"
+            tail -n 60 "${logs[$i]}"
+            ;;
+        esac
+    done
+    banner "summary"
     for i in "${!steps[@]}"; do
         printf '  %-14s %s\n' "${steps[$i]}" "${results[$i]}"
     done
+    low_disk
     if [ "$failed" -eq 0 ]; then
         echo "tollgate test suite: all steps succeeded"
     else
@@ -60,7 +93,7 @@ summary() {
 
 rust_tests() {
     if cargo nextest --version >/dev/null 2>&1; then
-        cargo nextest run --workspace --no-tests=warn
+        cargo nextest run --workspace --no-tests=warn --no-fail-fast --failure-output immediate-final
     else
         cargo test --workspace
     fi
@@ -71,7 +104,7 @@ rust_tests() {
 postgres_store_tests() {
     local suites=(--test admin_roles --test anthropic_ingress --test crash_journal --test governance)
     if cargo nextest --version >/dev/null 2>&1; then
-        TG_TEST_STORE=postgres cargo nextest run -p tollgate "${suites[@]}"
+        TG_TEST_STORE=postgres cargo nextest run -p tollgate --no-fail-fast --failure-output immediate-final "${suites[@]}"
     else
         TG_TEST_STORE=postgres cargo test -p tollgate "${suites[@]}"
     fi
@@ -87,6 +120,7 @@ python_tests() {
 
 # Setup and build failures leave nothing meaningful to test; stop there.
 run_step "setup" "$ROOT/scripts/setup.sh" || { summary; exit 1; }
+"$ROOT/scripts/prune-target.sh" "$CARGO_TARGET_DIR"
 run_step "build" cargo build --workspace --bins || { summary; exit 1; }
 run_step "rust tests" rust_tests || true
 run_step "rust e2e on postgres" postgres_store_tests || true

@@ -39,13 +39,7 @@ impl RedisServer {
             "{REDIS_SERVER} is missing: install it with `apt-get install -y redis-server` \
              (scripts/setup.sh does)"
         );
-        static N: AtomicUsize = AtomicUsize::new(0);
-        let dir = std::env::temp_dir().join(format!(
-            "tollgate-redis-{}-{port}-{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::Relaxed)
-        ));
-        std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+        let dir = fresh_dir(&format!("tollgate-redis-{port}"));
         let child = Command::new(REDIS_SERVER)
             .args(["--bind", "127.0.0.1", "--port", &port.to_string()])
             .args(["--save", "", "--appendonly", "no"])
@@ -112,6 +106,32 @@ fn ping(port: u16) -> bool {
     s.write_all(b"PING\r\n").is_ok() && s.read_exact(&mut buf).is_ok() && &buf == b"+PONG\r\n"
 }
 
+/// A new, empty directory under the temp dir. The name alone is not trusted to be unused: a
+/// test process killed before its cleanup leaves its directory behind, and with thousands of
+/// test processes a later one gets the same pid, so creation must fail on an existing name.
+fn fresh_dir(prefix: &str) -> PathBuf {
+    static N: AtomicUsize = AtomicUsize::new(0);
+    let base = std::env::temp_dir();
+    let mut last = None;
+    for _ in 0..100 {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or(0);
+        let dir = base.join(format!(
+            "{prefix}-{}-{}-{nanos:x}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        ));
+        match std::fs::create_dir(&dir) {
+            Ok(()) => return dir,
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => last = Some(e),
+            Err(e) => panic!("create {}: {e}", dir.display()),
+        }
+    }
+    panic!("no free directory name under {}: {last:?}", base.display())
+}
+
 const PG_ROOT: &str = "/usr/lib/postgresql";
 
 /// The newest installed PostgreSQL's `bin` directory (Debian installs each major version under
@@ -171,13 +191,7 @@ impl PostgresServer {
             std::path::Path::new(&initdb).exists(),
             "{initdb} is missing: install it with `apt-get install -y postgresql` (scripts/setup.sh does)"
         );
-        static N: AtomicUsize = AtomicUsize::new(0);
-        let dir = std::env::temp_dir().join(format!(
-            "tollgate-pg-{}-{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::Relaxed)
-        ));
-        std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("create {}: {e}", dir.display()));
+        let dir = fresh_dir("tollgate-pg");
         let chown = Command::new("chown")
             .args(["-R", "postgres:postgres"])
             .arg(&dir)
@@ -192,6 +206,7 @@ impl PostgresServer {
         if let Err(e) = as_postgres(&format!(
             "{pg_bin}/initdb -D {d}/data -U postgres --auth=trust -E UTF8 --no-locale >/dev/null"
         )) {
+            let _ = std::fs::remove_dir_all(&dir);
             panic!("initdb: {e}");
         }
         let mut last = String::new();
@@ -202,6 +217,7 @@ impl PostgresServer {
                 Err(e) => last = e,
             }
         }
+        let _ = std::fs::remove_dir_all(&dir);
         panic!("postgres did not start: {last}");
     }
 
