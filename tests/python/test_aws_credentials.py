@@ -8,6 +8,7 @@ signed with exactly the credentials the source handed out.
 from __future__ import annotations
 
 import json
+import sys
 import threading
 import time
 from datetime import datetime, timedelta, timezone
@@ -360,3 +361,78 @@ def test_an_unreachable_credential_endpoint_is_a_502(start_gateway, fake_with_to
     assert "AWS credentials" in exc.value.body["error"]["message"], exc.value.body
     assert fake_with_token.model_requests() == []
     assert time.monotonic() - started < 30
+
+
+def credential_helper(tmp_path, lifetime: int, exit_code: int = 0) -> tuple[str, Any]:
+    """A `credential_process` command (a Python script, as SSO and vault helpers are programs of
+    their own) that logs each run and prints temporary credentials valid for `lifetime` s."""
+    runs = tmp_path / "runs.log"
+    # A path with a space: the command goes through the shell, quoted as in a terminal.
+    (tmp_path / "cred helper").mkdir()
+    script = tmp_path / "cred helper" / "helper.py"
+    script.write_text(
+        "import json, sys\n"
+        f"open({str(runs)!r}, 'a').write('run\\n')\n"
+        f"if {exit_code}:\n"
+        "    print('the helper session has expired; sign in again', file=sys.stderr)\n"
+        f"    sys.exit({exit_code})\n"
+        "print(json.dumps({'Version': 1,"
+        f" 'AccessKeyId': {BEDROCK_ACCESS_KEY!r}, 'SecretAccessKey': {BEDROCK_SECRET_KEY!r},"
+        f" 'SessionToken': {SESSION_TOKEN!r}, 'Expiration': {expiration(lifetime)!r}}}))\n"
+    )
+    config = tmp_path / "config"
+    config.write_text(f"[profile helper]\ncredential_process = \"{sys.executable}\" '{script}'\n")
+
+    def count() -> int:
+        return len(runs.read_text().splitlines()) if runs.exists() else 0
+
+    return str(config), count
+
+
+@pytest.mark.parametrize(
+    ("lifetime", "runs"),
+    [(3600, 1), (120, 2)],
+    ids=["cached", "renewed-near-expiry"],
+)
+def test_a_credential_process_profile_signs_with_what_it_prints(
+    lifetime, runs, start_gateway, fake_with_token, tmp_path
+):
+    config, count = credential_helper(tmp_path, lifetime)
+    fake_with_token.clear()
+    gw = start_gateway(fake_with_token, {"AWS_CONFIG_FILE": config}, profile="helper")
+    assert count() == 0, "the helper ran before any request needed it"
+    assert ask(gw).content[0].text == "signed"
+    assert ask(gw).content[0].text == "signed"
+    assert_signed_with_token(fake_with_token)
+    assert count() == runs
+
+
+def test_the_chain_runs_the_credential_process_of_aws_profile(
+    start_gateway, fake_with_token, tmp_path
+):
+    config, count = credential_helper(tmp_path, 3600)
+    fake_with_token.clear()
+    gw = start_gateway(
+        fake_with_token,
+        {"AWS_CONFIG_FILE": config, "AWS_PROFILE": "helper"},
+        credentials="chain",
+    )
+    assert ask(gw).content[0].text == "signed"
+    assert_signed_with_token(fake_with_token)
+    assert count() == 1
+
+
+def test_a_failing_credential_process_is_a_502_naming_the_profile_and_its_reason(
+    start_gateway, fake_with_token, tmp_path
+):
+    config, count = credential_helper(tmp_path, 3600, exit_code=2)
+    fake_with_token.clear()
+    gw = start_gateway(fake_with_token, {"AWS_CONFIG_FILE": config}, profile="helper")
+    with pytest.raises(anthropic.APIStatusError) as exc:
+        ask(gw)
+    assert exc.value.status_code == 502, exc.value.body
+    message = exc.value.body["error"]["message"]
+    assert "profile 'helper'" in message and "exit status: 2" in message, message
+    assert "the helper session has expired; sign in again" in message, message
+    assert fake_with_token.model_requests() == []
+    assert count() == 1

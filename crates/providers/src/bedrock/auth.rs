@@ -20,7 +20,7 @@ use std::time::SystemTime;
 
 mod chain;
 
-pub use chain::{ChainEnv, CredentialCache, Source};
+pub use chain::{ChainEnv, CredentialCache, ProfileEntry, Source};
 
 /// SigV4 signing name of the Bedrock runtime API.
 pub const SIGNING_NAME: &str = "bedrock";
@@ -79,10 +79,14 @@ impl BedrockAuth {
             }
             let region = non_empty(&c.region).unwrap_or_default();
             let chain_env = ChainEnv::read(env);
-            return match source {
-                // Keys in a file do not expire: read once, so a missing profile stops the start.
-                Source::Profile(_) => match chain::profile_credentials(&chain_env, &source) {
-                    Ok(creds) => Ok(BedrockAuth::SigV4(creds)),
+            return match &source {
+                // The profile is read now, so a missing one stops the start. Keys in a file do not
+                // expire; a credential_process runs at first use and again before expiry.
+                Source::Profile(name) => match chain::profile_entry(&chain_env, name) {
+                    Ok(ProfileEntry::Keys(creds)) => Ok(BedrockAuth::SigV4(creds)),
+                    Ok(ProfileEntry::Process(_)) => Ok(BedrockAuth::Chain(Arc::new(
+                        CredentialCache::new(source, region, chain_env),
+                    ))),
                     Err(e) => Err(config_error(c, "profile", e.0)),
                 },
                 Source::Chain => Ok(BedrockAuth::Chain(Arc::new(CredentialCache::new(

@@ -6,8 +6,9 @@
 //! chain brings its own HTTP stack whose default TLS is aws-lc-rs (a C build, and a second TLS
 //! provider beside ring) plus the STS client crates; see the workspace `Cargo.toml` for the
 //! measurement. The sources implemented here are the ones a gateway runs under (a container
-//! task role, an instance profile, a Kubernetes service account, a profile with keys); profiles
-//! that assume roles, call processes or use SSO are refused with a message naming the key.
+//! task role, an instance profile, a Kubernetes service account, a profile with keys or with a
+//! `credential_process`); profiles that assume roles or use SSO are refused with a message naming
+//! the key.
 //!
 //! # Format
 //! - Shared files: INI sections `[name]` (credentials file) or `[profile name]` / `[default]`
@@ -21,6 +22,9 @@
 //!   role for JSON as above (with `Code: "Success"`).
 //! - Web identity: STS `AssumeRoleWithWebIdentity` (form POST, unsigned) with the token file's
 //!   contents; XML answer with `AccessKeyId`, `SecretAccessKey`, `SessionToken`, `Expiration`.
+//! - `credential_process`: the profile's command, run by `sh -c` as the AWS SDKs do on Unix,
+//!   prints JSON `{Version: 1, AccessKeyId, SecretAccessKey, SessionToken?, Expiration?}` on
+//!   standard output and exits 0; without `Expiration` the credentials are kept for good.
 
 use crate::client::{UpstreamClientOptions, build_client};
 use aws_credential_types::Credentials;
@@ -44,6 +48,9 @@ const MAX_ANSWER: usize = 64 * 1024;
 const ECS_HOST: &str = "http://169.254.170.2";
 /// The instance metadata endpoint of EC2.
 const IMDS_ENDPOINT: &str = "http://169.254.169.254";
+/// A `credential_process` that has not printed its credentials by then is killed: SSO helpers
+/// make a network round trip or two, and a request waits on them.
+const PROCESS_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The environment the sources read, taken once when the provider is configured (token files
 /// are re-read at every refresh: they rotate).
@@ -192,12 +199,18 @@ fn fresh(c: &Credentials, now: SystemTime) -> bool {
     c.expiry().is_none_or(|t| t > now + REFRESH_BEFORE)
 }
 
-/// The keys of a profile source, read from the shared files now.
-pub fn profile_credentials(env: &ChainEnv, source: &Source) -> Result<Credentials, ChainError> {
-    match source {
-        Source::Profile(name) => from_profile(env, name),
-        Source::Chain => Err(err("not a profile source")),
-    }
+/// What a profile of the shared files gives: keys, or a command that prints them.
+#[derive(Debug, Clone)]
+pub enum ProfileEntry {
+    /// `aws_access_key_id` and `aws_secret_access_key` (with `aws_session_token`).
+    Keys(Credentials),
+    /// `credential_process`: run at first use and again before what it printed expires.
+    Process(String),
+}
+
+/// What profile `name` holds, read from the shared files now.
+pub fn profile_entry(env: &ChainEnv, name: &str) -> Result<ProfileEntry, ChainError> {
+    read_profile(env, name)
 }
 
 /// Fetches credentials from `source` once.
@@ -207,7 +220,7 @@ pub async fn resolve(
     region: &str,
 ) -> Result<Credentials, ChainError> {
     match source {
-        Source::Profile(name) => from_profile(env, name),
+        Source::Profile(name) => from_profile(env, name).await,
         Source::Chain => {
             if let (Some(id), Some(secret)) = (
                 env.get("AWS_ACCESS_KEY_ID"),
@@ -222,7 +235,7 @@ pub async fn resolve(
             }
             let profile = env.get("AWS_PROFILE");
             if profile.is_some() || profile_files_exist(env) {
-                match from_profile(env, profile.unwrap_or("default")) {
+                match from_profile(env, profile.unwrap_or("default")).await {
                     Ok(c) => return Ok(c),
                     // Only a named profile must exist; files without a default are skipped.
                     Err(e) if profile.is_some() => return Err(e),
@@ -322,7 +335,14 @@ fn profile_section(text: &str, name: &str, config_style: bool) -> Option<Vec<(St
     found
 }
 
-fn from_profile(env: &ChainEnv, name: &str) -> Result<Credentials, ChainError> {
+async fn from_profile(env: &ChainEnv, name: &str) -> Result<Credentials, ChainError> {
+    match read_profile(env, name)? {
+        ProfileEntry::Keys(c) => Ok(c),
+        ProfileEntry::Process(command) => credential_process(name, &command, PROCESS_TIMEOUT).await,
+    }
+}
+
+fn read_profile(env: &ChainEnv, name: &str) -> Result<ProfileEntry, ChainError> {
     let mut keys: Vec<(String, String)> = Vec::new();
     let mut seen = false;
     // The config file first, so the credentials file's values win.
@@ -356,25 +376,23 @@ fn from_profile(env: &ChainEnv, name: &str) -> Result<Credentials, ChainError> {
             .filter(|v| !v.is_empty())
     };
     match (value("aws_access_key_id"), value("aws_secret_access_key")) {
-        (Some(id), Some(secret)) => Ok(Credentials::new(
+        (Some(id), Some(secret)) => Ok(ProfileEntry::Keys(Credentials::new(
             id,
             secret,
             value("aws_session_token").map(str::to_string),
             None,
             "profile",
+        ))),
+        _ if value("credential_process").is_some() => Ok(ProfileEntry::Process(
+            value("credential_process").unwrap_or_default().to_string(),
         )),
         _ => {
-            let unsupported = [
-                "role_arn",
-                "credential_process",
-                "sso_session",
-                "sso_start_url",
-            ]
-            .into_iter()
-            .find(|k| value(k).is_some());
+            let unsupported = ["role_arn", "sso_session", "sso_start_url"]
+                .into_iter()
+                .find(|k| value(k).is_some());
             Err(err(match unsupported {
                 Some(k) => format!(
-                    "AWS profile '{name}' uses {k}, which the gateway does not support; give the profile aws_access_key_id and aws_secret_access_key, or use credentials = \"chain\" with a container, instance or web-identity role"
+                    "AWS profile '{name}' uses {k}, which the gateway does not support; give the profile aws_access_key_id and aws_secret_access_key or a credential_process, or use credentials = \"chain\" with a container, instance or web-identity role"
                 ),
                 None => format!(
                     "AWS profile '{name}' has no aws_access_key_id and aws_secret_access_key"
@@ -382,6 +400,122 @@ fn from_profile(env: &ChainEnv, name: &str) -> Result<Credentials, ChainError> {
             }))
         }
     }
+}
+
+// ---- credential_process ----
+
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct ProcessCredentials {
+    version: Option<u64>,
+    access_key_id: Option<String>,
+    secret_access_key: Option<String>,
+    session_token: Option<String>,
+    expiration: Option<String>,
+}
+
+/// Runs profile `profile`'s `command` and reads the credentials it prints. Errors name the
+/// profile and what went wrong, never what the command printed on standard output.
+async fn credential_process(
+    profile: &str,
+    command: &str,
+    timeout: Duration,
+) -> Result<Credentials, ChainError> {
+    use tokio::io::AsyncReadExt;
+    let fail = |what: String| {
+        err(format!(
+            "AWS profile '{profile}': credential_process {what}"
+        ))
+    };
+    let mut child = tokio::process::Command::new("sh")
+        .arg("-c")
+        .arg(command)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        // A command that outlives its deadline is killed with the future that waited on it.
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(|e| fail(format!("could not be started: {e}")))?;
+    let (Some(stdout), Some(stderr)) = (child.stdout.take(), child.stderr.take()) else {
+        return Err(fail("has no output pipes".into()));
+    };
+    let run = async {
+        let (mut out, mut diag) = (Vec::new(), Vec::new());
+        let limit = MAX_ANSWER as u64 + 1;
+        let (mut stdout, mut stderr) = (stdout.take(limit), stderr.take(limit));
+        let (read_out, read_diag) =
+            tokio::join!(stdout.read_to_end(&mut out), stderr.read_to_end(&mut diag));
+        read_out.and(read_diag)?;
+        if out.len() > MAX_ANSWER {
+            return Ok((None, out, diag));
+        }
+        Ok::<_, std::io::Error>((Some(child.wait().await?), out, diag))
+    };
+    let (status, out, diag) = match tokio::time::timeout(timeout, run).await {
+        Err(_) => {
+            return Err(fail(format!(
+                "did not finish within {} s",
+                timeout.as_secs()
+            )));
+        }
+        Ok(Err(e)) => return Err(fail(format!("could not be read: {e}"))),
+        Ok(Ok(v)) => v,
+    };
+    let Some(status) = status else {
+        return Err(fail(format!("printed more than {MAX_ANSWER} bytes")));
+    };
+    if !status.success() {
+        // Helpers explain themselves on standard error ("run aws sso login"); its last line is
+        // what an operator needs, bounded so a chatty helper cannot flood the log.
+        let text = String::from_utf8_lossy(&diag);
+        let last = text
+            .lines()
+            .rev()
+            .find(|l| !l.trim().is_empty())
+            .unwrap_or("");
+        let last: String = last.trim().chars().take(200).collect();
+        return Err(fail(if last.is_empty() {
+            format!("failed ({status})")
+        } else {
+            format!("failed ({status}): {last}")
+        }));
+    }
+    // serde's messages may quote a value, and a value here may be a secret: say only what is
+    // expected.
+    let shape = "Version 1 with AccessKeyId and SecretAccessKey";
+    let c: ProcessCredentials = serde_json::from_slice(&out).map_err(|_| {
+        fail(format!(
+            "did not print JSON of the expected shape ({shape})"
+        ))
+    })?;
+    if c.version != Some(1) {
+        return Err(fail(match c.version {
+            Some(v) => format!("printed Version {v}; the one defined is 1"),
+            None => format!("printed no Version ({shape})"),
+        }));
+    }
+    let (Some(id), Some(secret)) = (
+        c.access_key_id.filter(|v| !v.is_empty()),
+        c.secret_access_key.filter(|v| !v.is_empty()),
+    ) else {
+        return Err(fail(format!(
+            "printed no AccessKeyId and SecretAccessKey ({shape})"
+        )));
+    };
+    let expiry = c
+        .expiration
+        .as_deref()
+        .map(expiry_of)
+        .transpose()
+        .map_err(fail)?;
+    Ok(Credentials::new(
+        id,
+        secret,
+        c.session_token.filter(|v| !v.is_empty()),
+        expiry,
+        "credential_process",
+    ))
 }
 
 // ---- HTTP sources ----
@@ -627,8 +761,8 @@ mod tests {
         ChainEnv::read(&|k| map.get(k).cloned())
     }
 
-    #[test]
-    fn profiles_come_from_both_files_and_the_credentials_file_wins() {
+    #[tokio::test]
+    async fn profiles_come_from_both_files_and_the_credentials_file_wins() {
         let dir = std::env::temp_dir().join(format!("tg-aws-profile-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let creds = dir.join("credentials");
@@ -647,21 +781,24 @@ mod tests {
             ("AWS_SHARED_CREDENTIALS_FILE", creds.to_str().unwrap()),
             ("AWS_CONFIG_FILE", config.to_str().unwrap()),
         ]);
-        let c = from_profile(&e, "work").unwrap();
+        let c = from_profile(&e, "work").await.unwrap();
         assert_eq!(c.access_key_id(), "AKIDWORK");
         assert_eq!(c.secret_access_key(), "s1");
         assert_eq!(c.session_token(), Some("tok"));
         assert_eq!(
-            from_profile(&e, "default").unwrap().access_key_id(),
+            from_profile(&e, "default").await.unwrap().access_key_id(),
             "AKIDDEFAULT"
         );
         assert_eq!(
-            from_profile(&e, "onlyconfig").unwrap().access_key_id(),
+            from_profile(&e, "onlyconfig")
+                .await
+                .unwrap()
+                .access_key_id(),
             "AKIDCFG"
         );
-        let missing = from_profile(&e, "nope").unwrap_err();
+        let missing = from_profile(&e, "nope").await.unwrap_err();
         assert!(missing.0.contains("'nope'"), "{missing}");
-        let assumed = from_profile(&e, "assumed").unwrap_err();
+        let assumed = from_profile(&e, "assumed").await.unwrap_err();
         assert!(assumed.0.contains("role_arn"), "{assumed}");
         std::fs::remove_dir_all(&dir).unwrap();
     }
@@ -762,5 +899,128 @@ mod tests {
         let later = now + RETRY_AFTER_FAILURE + Duration::from_secs(1);
         assert_eq!(cache.get(later).await.unwrap().access_key_id(), "AK");
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// A directory holding a config file whose profile `helper` runs `command`.
+    fn process_profile(tag: &str, command: &str) -> (std::path::PathBuf, ChainEnv) {
+        let dir = std::env::temp_dir().join(format!("tg-aws-process-{tag}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let config = dir.join("config");
+        std::fs::write(
+            &config,
+            format!("[profile helper]\nregion = eu-west-1\ncredential_process = {command}\n"),
+        )
+        .unwrap();
+        let e = env(&[
+            ("AWS_CONFIG_FILE", config.to_str().unwrap()),
+            ("HOME", dir.to_str().unwrap()),
+        ]);
+        (dir, e)
+    }
+
+    #[tokio::test]
+    async fn a_credential_process_profile_signs_with_what_the_command_prints() {
+        let (dir, e) = process_profile(
+            "ok",
+            r#"printf '%s' '{"Version": 1, "AccessKeyId": "ASIAPROC", "SecretAccessKey": "proc-secret", "SessionToken": "proc-token", "Expiration": "2030-01-02T03:04:05Z"}'"#,
+        );
+        assert!(matches!(
+            profile_entry(&e, "helper").unwrap(),
+            ProfileEntry::Process(cmd) if cmd.starts_with("printf")
+        ));
+        let c = from_profile(&e, "helper").await.unwrap();
+        assert_eq!(c.access_key_id(), "ASIAPROC");
+        assert_eq!(c.secret_access_key(), "proc-secret");
+        assert_eq!(c.session_token(), Some("proc-token"));
+        assert_eq!(
+            c.expiry(),
+            Some(SystemTime::UNIX_EPOCH + Duration::from_secs(1_893_553_445))
+        );
+        // The chain reaches it through AWS_PROFILE like any other profile.
+        let mut chain = e.clone();
+        chain.vars.insert("AWS_PROFILE", "helper".into());
+        let c = resolve(&Source::Chain, &chain, "eu-west-1").await.unwrap();
+        assert_eq!(c.access_key_id(), "ASIAPROC");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[tokio::test]
+    async fn credentials_without_an_expiration_are_kept_and_a_session_token_is_optional() {
+        let c = credential_process(
+            "p",
+            r#"echo '{"Version":1,"AccessKeyId":"AKIDLONG","SecretAccessKey":"s"}'"#,
+            PROCESS_TIMEOUT,
+        )
+        .await
+        .unwrap();
+        assert_eq!(c.expiry(), None);
+        assert_eq!(c.session_token(), None);
+        assert!(fresh(
+            &c,
+            SystemTime::now() + Duration::from_secs(10 * 365 * 86_400)
+        ));
+    }
+
+    #[tokio::test]
+    async fn a_failing_or_misbehaving_command_is_named_without_what_it_printed() {
+        let failing = credential_process(
+            "sso",
+            "echo '{\"SecretAccessKey\":\"leak-me\"}'; echo 'starting' >&2; echo 'the SSO session has expired; run aws sso login' >&2; exit 3",
+            PROCESS_TIMEOUT,
+        )
+        .await
+        .unwrap_err();
+        assert!(failing.0.contains("AWS profile 'sso'"), "{failing}");
+        assert!(failing.0.contains("exit status: 3"), "{failing}");
+        assert!(
+            failing
+                .0
+                .ends_with("the SSO session has expired; run aws sso login"),
+            "{failing}"
+        );
+        assert!(!failing.0.contains("leak-me"), "{failing}");
+
+        let cases = [
+            (
+                r#"echo '{"Version":2,"AccessKeyId":"A","SecretAccessKey":"leak-me"}'"#,
+                "Version 2",
+            ),
+            (
+                r#"echo '{"AccessKeyId":"A","SecretAccessKey":"leak-me"}'"#,
+                "no Version",
+            ),
+            (
+                r#"echo '{"Version":1,"AccessKeyId":"A"}'"#,
+                "no AccessKeyId and SecretAccessKey",
+            ),
+            (
+                r#"echo '{"Version":1,"AccessKeyId":"A","SecretAccessKey":7}'"#,
+                "expected shape",
+            ),
+            ("echo leak-me", "expected shape"),
+            (
+                r#"echo '{"Version":1,"AccessKeyId":"A","SecretAccessKey":"leak-me","Expiration":"soon"}'"#,
+                "is not a date-time",
+            ),
+            ("head -c 70000 /dev/zero", "more than 65536 bytes"),
+            ("/nonexistent/helper", "exit status: 127"),
+        ];
+        for (command, expected) in cases {
+            let e = credential_process("p", command, PROCESS_TIMEOUT)
+                .await
+                .unwrap_err();
+            assert!(e.0.contains(expected), "{command}: {e}");
+            assert!(!e.0.contains("leak-me"), "{command}: {e}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_command_that_hangs_is_killed_at_its_deadline() {
+        let started = std::time::Instant::now();
+        let e = credential_process("slow", "sleep 30", Duration::from_secs(1))
+            .await
+            .unwrap_err();
+        assert!(e.0.contains("did not finish within 1 s"), "{e}");
+        assert!(started.elapsed() < Duration::from_secs(10));
     }
 }
