@@ -7,16 +7,21 @@ signed with exactly the credentials the source handed out.
 
 from __future__ import annotations
 
+import hmac
 import json
 import sys
 import threading
 import time
+import urllib.parse
 from datetime import datetime, timedelta, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import anthropic
 import pytest
+from botocore.auth import SigV4Auth
+from botocore.awsrequest import AWSRequest, HTTPHeaders
+from botocore.credentials import Credentials as BotoCredentials
 
 from tollgate_shared_fixtures import (
     BEDROCK_ACCESS_KEY,
@@ -34,6 +39,56 @@ CONTAINER_AUTH = "container-auth-token-123"
 IMDS_TOKEN = "imds-session-token-abc"
 ROLE = "tollgate-role"
 MODEL_ID = "us.anthropic.claude-sonnet-4-5-20250929-v1:0"
+
+
+# The long-lived keys of the profile that assumes the role; only STS accepts them.
+BASE_ACCESS_KEY = "AKIDBASEPROFILE00001"
+BASE_SECRET_KEY = "base-profile-secret"
+ASSUMED_ROLE = "arn:aws:iam::123456789012:role/bedrock-invoke"
+EXTERNAL_ID = "tollgate-ext-7"
+
+
+class _ListedHeaders(SigV4Auth):
+    """botocore's SigV4 over exactly the headers the signer listed, as AWS verifies it."""
+
+    def __init__(self, listed: HTTPHeaders):
+        super().__init__(BotoCredentials(BASE_ACCESS_KEY, BASE_SECRET_KEY), "sts", BEDROCK_REGION)
+        self._listed = listed
+
+    def headers_to_sign(self, request: AWSRequest) -> HTTPHeaders:
+        return self._listed
+
+
+def sts_signature_problem(handler: BaseHTTPRequestHandler, body: bytes) -> str | None:
+    """Why STS would refuse the request's signature, or None when botocore computes the same."""
+    auth = handler.headers.get("authorization") or ""
+    algorithm, _, rest = auth.partition(" ")
+    fields = dict(p.strip().split("=", 1) for p in rest.split(",") if "=" in p)
+    if algorithm != "AWS4-HMAC-SHA256" or not {"Credential", "SignedHeaders", "Signature"} <= set(fields):
+        return f"not a SigV4 Authorization header: {auth!r}"
+    key, _date, region, service, _ = fields["Credential"].split("/")
+    if (key, region, service) != (BASE_ACCESS_KEY, BEDROCK_REGION, "sts"):
+        return f"signed by {key} for {service} in {region}"
+    listed = HTTPHeaders()
+    for name in fields["SignedHeaders"].split(";"):
+        if handler.headers.get(name) is None:
+            return f"signed header {name} is missing"
+        listed[name] = handler.headers[name]
+    if "host" not in listed:
+        return "host is not signed"
+    received = HTTPHeaders()
+    for name, value in handler.headers.items():
+        received[name] = value
+    request = AWSRequest(
+        method="POST", url=f"http://{handler.headers['host']}{handler.path}",
+        headers=received, data=body,
+    )  # fmt: skip
+    request.context["timestamp"] = handler.headers.get("x-amz-date") or ""
+    signer = _ListedHeaders(listed)
+    expected = signer.signature(
+        signer.string_to_sign(request, signer.canonical_request(request)), request
+    )
+    return None if hmac.compare_digest(expected, fields["Signature"]) else "signature mismatch"
 
 
 def expiration(seconds: int) -> str:
@@ -101,9 +156,10 @@ class CredentialServer:
 
             def do_POST(self) -> None:
                 length = int(self.headers.get("content-length") or 0)
-                form = dict(
-                    p.split("=", 1) for p in self.rfile.read(length).decode().split("&") if p
-                )
+                raw = self.rfile.read(length)
+                form = dict(urllib.parse.parse_qsl(raw.decode()))
+                if form.get("Action") == "AssumeRole":
+                    return self.assume_role(raw, form)
                 if (
                     form.get("Action") != "AssumeRoleWithWebIdentity"
                     or form.get("WebIdentityToken") != "web-identity-jwt"
@@ -119,6 +175,28 @@ class CredentialServer:
                     f"<SessionToken>{SESSION_TOKEN}</SessionToken>"
                     f"<Expiration>{expiration(outer.lifetime)}</Expiration></Credentials>"
                     "</AssumeRoleWithWebIdentityResult></AssumeRoleWithWebIdentityResponse>",
+                    "text/xml",
+                )
+
+            def assume_role(self, raw: bytes, form: dict[str, str]) -> None:
+                # What STS checks: a SigV4 signature for service sts by a known key, then the
+                # role's trust (here: one role, one external id).
+                problem = sts_signature_problem(self, raw)
+                if problem:
+                    refusal = f"<ErrorResponse><Error><Code>SignatureDoesNotMatch</Code><Message>{problem}</Message></Error>"
+                    return self.reply(403, refusal + "</ErrorResponse>", "text/xml")
+                if form.get("RoleArn") != ASSUMED_ROLE or form.get("ExternalId") != EXTERNAL_ID:
+                    refusal = "<ErrorResponse><Error><Code>AccessDenied</Code><Message>not authorized to perform sts:AssumeRole</Message></Error>"
+                    return self.reply(403, refusal + "</ErrorResponse>", "text/xml")
+                outer.hits.append(f"assume-role:{form.get('RoleSessionName')}")
+                self.reply(
+                    200,
+                    "<AssumeRoleResponse><AssumeRoleResult>"
+                    f"<Credentials><AccessKeyId>{BEDROCK_ACCESS_KEY}</AccessKeyId>"
+                    f"<SecretAccessKey>{outer.secret}</SecretAccessKey>"
+                    f"<SessionToken>{SESSION_TOKEN}</SessionToken>"
+                    f"<Expiration>{expiration(outer.lifetime)}</Expiration></Credentials>"
+                    "</AssumeRoleResult></AssumeRoleResponse>",
                     "text/xml",
                 )
 
@@ -436,3 +514,135 @@ def test_a_failing_credential_process_is_a_502_naming_the_profile_and_its_reason
     assert "the helper session has expired; sign in again" in message, message
     assert fake_with_token.model_requests() == []
     assert count() == 1
+
+
+def role_config(tmp_path, **extra: str) -> str:
+    """A config file whose profile `bedrock` assumes ASSUMED_ROLE with the keys of `base`."""
+    config = tmp_path / "config"
+    settings = "".join(f"{k} = {v}\n" for k, v in extra.items())
+    config.write_text(
+        f"[profile base]\naws_access_key_id = {BASE_ACCESS_KEY}\n"
+        f"aws_secret_access_key = {BASE_SECRET_KEY}\n\n"
+        f"[profile bedrock]\nrole_arn = {ASSUMED_ROLE}\nsource_profile = base\n"
+        f"external_id = {EXTERNAL_ID}\n{settings}"
+    )
+    return str(config)
+
+
+@pytest.mark.parametrize(
+    ("lifetime", "assumed"),
+    [(3600, 1), (120, 2)],
+    ids=["cached", "renewed-near-expiry"],
+)
+def test_a_role_profile_is_assumed_with_its_source_profile_keys(
+    lifetime, assumed, start_gateway, fake_with_token, creds_server, tmp_path
+):
+    creds_server.hits.clear()
+    creds_server.lifetime = lifetime
+    fake_with_token.clear()
+    try:
+        gw = start_gateway(
+            fake_with_token,
+            {
+                "AWS_CONFIG_FILE": role_config(tmp_path, role_session_name="gw-bedrock"),
+                "AWS_ENDPOINT_URL_STS": creds_server.url,
+            },
+            profile="bedrock",
+        )
+        assert creds_server.hits == [], "the role was assumed before any request needed it"
+        assert ask(gw).content[0].text == "signed"
+        assert ask(gw).content[0].text == "signed"
+    finally:
+        creds_server.lifetime = 3600
+    assert_signed_with_token(fake_with_token)
+    assert creds_server.hits == ["assume-role:gw-bedrock"] * assumed, creds_server.hits
+
+
+def test_a_role_profile_can_take_its_source_keys_from_the_environment(
+    start_gateway, fake_with_token, creds_server, tmp_path
+):
+    creds_server.hits.clear()
+    fake_with_token.clear()
+    config = tmp_path / "config"
+    config.write_text(
+        f"[profile bedrock]\nrole_arn = {ASSUMED_ROLE}\ncredential_source = Environment\n"
+        f"external_id = {EXTERNAL_ID}\n"
+    )
+    gw = start_gateway(
+        fake_with_token,
+        {
+            "AWS_CONFIG_FILE": str(config),
+            "AWS_ENDPOINT_URL_STS": creds_server.url,
+            "AWS_ACCESS_KEY_ID": BASE_ACCESS_KEY,
+            "AWS_SECRET_ACCESS_KEY": BASE_SECRET_KEY,
+        },
+        profile="bedrock",
+    )
+    assert ask(gw).content[0].text == "signed"
+    assert_signed_with_token(fake_with_token)
+    # Without role_session_name the session is named after the gateway and the time.
+    assert len(creds_server.hits) == 1, creds_server.hits
+    assert creds_server.hits[0].startswith("assume-role:tollgate-"), creds_server.hits
+
+
+def test_the_chain_assumes_the_role_of_aws_profile(
+    start_gateway, fake_with_token, creds_server, tmp_path
+):
+    creds_server.hits.clear()
+    fake_with_token.clear()
+    gw = start_gateway(
+        fake_with_token,
+        {
+            "AWS_CONFIG_FILE": role_config(tmp_path),
+            "AWS_PROFILE": "bedrock",
+            "AWS_ENDPOINT_URL_STS": creds_server.url,
+        },
+        credentials="chain",
+    )
+    assert ask(gw).content[0].text == "signed"
+    assert_signed_with_token(fake_with_token)
+    assert len(creds_server.hits) == 1, creds_server.hits
+
+
+def test_a_refused_assume_role_is_a_502_with_the_sts_message(
+    start_gateway, fake_with_token, creds_server, tmp_path
+):
+    creds_server.hits.clear()
+    fake_with_token.clear()
+    config = tmp_path / "config"
+    config.write_text(
+        f"[profile base]\naws_access_key_id = {BASE_ACCESS_KEY}\n"
+        "aws_secret_access_key = not-the-base-secret\n\n"
+        f"[profile bedrock]\nrole_arn = {ASSUMED_ROLE}\nsource_profile = base\n"
+        f"external_id = {EXTERNAL_ID}\n"
+    )
+    gw = start_gateway(
+        fake_with_token,
+        {"AWS_CONFIG_FILE": str(config), "AWS_ENDPOINT_URL_STS": creds_server.url},
+        profile="bedrock",
+    )
+    with pytest.raises(anthropic.APIStatusError) as exc:
+        ask(gw)
+    assert exc.value.status_code == 502, exc.value.body
+    message = exc.value.body["error"]["message"]
+    assert "profile 'bedrock'" in message and ASSUMED_ROLE in message, message
+    assert "STS refused: signature mismatch" in message, message
+    assert "not-the-base-secret" not in message
+    assert fake_with_token.model_requests() == []
+    assert creds_server.hits == []
+
+
+def test_a_role_profile_with_mfa_stops_the_start(bedrock_fake, tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv(
+        "AWS_CONFIG_FILE", role_config(tmp_path, mfa_serial="arn:aws:iam::1:mfa/me")
+    )
+    config = gateway_toml(
+        providers=[
+            {"name": "bedrock", "kind": "bedrock", "region": BEDROCK_REGION,
+             "endpoint": bedrock_fake.url, "profile": "bedrock"},
+        ]  # fmt: skip
+    )
+    with pytest.raises(BaseException) as exc:
+        ConfiguredGateway(config, tmp_path / "gw")
+    assert "mfa_serial" in str(exc.value) and "'bedrock'" in str(exc.value), exc.value

@@ -81,12 +81,15 @@ impl BedrockAuth {
             let chain_env = ChainEnv::read(env);
             return match &source {
                 // The profile is read now, so a missing one stops the start. Keys in a file do not
-                // expire; a credential_process runs at first use and again before expiry.
+                // expire; a credential_process or a role is asked at first use and again before
+                // what it gave expires.
                 Source::Profile(name) => match chain::profile_entry(&chain_env, name) {
                     Ok(ProfileEntry::Keys(creds)) => Ok(BedrockAuth::SigV4(creds)),
-                    Ok(ProfileEntry::Process(_)) => Ok(BedrockAuth::Chain(Arc::new(
-                        CredentialCache::new(source, region, chain_env),
-                    ))),
+                    Ok(ProfileEntry::Process(_) | ProfileEntry::AssumeRole(_)) => {
+                        Ok(BedrockAuth::Chain(Arc::new(CredentialCache::new(
+                            source, region, chain_env,
+                        ))))
+                    }
                     Err(e) => Err(config_error(c, "profile", e.0)),
                 },
                 Source::Chain => Ok(BedrockAuth::Chain(Arc::new(CredentialCache::new(
@@ -257,14 +260,26 @@ fn sign_headers(
     body: &[u8],
     now: SystemTime,
 ) -> Result<(), ProviderError> {
-    let fail = |what: &str, e: &dyn std::fmt::Display| {
-        ProviderError::fatal(format!("bedrock '{name}': signing failed ({what}): {e}"))
-    };
+    sigv4_sign(SIGNING_NAME, creds, region, uri, headers, body, now)
+        .map_err(|e| ProviderError::fatal(format!("bedrock '{name}': signing failed ({e})")))
+}
+
+/// Signs a POST of `body` to `uri` for AWS service `service`, adding the signature headers.
+fn sigv4_sign(
+    service: &str,
+    creds: &Credentials,
+    region: &str,
+    uri: &Uri,
+    headers: &mut HeaderMap,
+    body: &[u8],
+    now: SystemTime,
+) -> Result<(), String> {
+    let fail = |what: &str, e: &dyn std::fmt::Display| format!("{what}: {e}");
     let identity = creds.clone().into();
     let params = v4::SigningParams::builder()
         .identity(&identity)
         .region(region)
-        .name(SIGNING_NAME)
+        .name(service)
         .time(now)
         .settings(SigningSettings::default())
         .build()

@@ -6,9 +6,9 @@
 //! chain brings its own HTTP stack whose default TLS is aws-lc-rs (a C build, and a second TLS
 //! provider beside ring) plus the STS client crates; see the workspace `Cargo.toml` for the
 //! measurement. The sources implemented here are the ones a gateway runs under (a container
-//! task role, an instance profile, a Kubernetes service account, a profile with keys or with a
-//! `credential_process`); profiles that assume roles or use SSO are refused with a message naming
-//! the key.
+//! task role, an instance profile, a Kubernetes service account, a profile with keys, a
+//! `credential_process` or a role to assume); SSO profiles are refused with a message naming the
+//! key.
 //!
 //! # Format
 //! - Shared files: INI sections `[name]` (credentials file) or `[profile name]` / `[default]`
@@ -22,6 +22,8 @@
 //!   role for JSON as above (with `Code: "Success"`).
 //! - Web identity: STS `AssumeRoleWithWebIdentity` (form POST, unsigned) with the token file's
 //!   contents; XML answer with `AccessKeyId`, `SecretAccessKey`, `SessionToken`, `Expiration`.
+//! - Role profiles: STS `AssumeRole` (form POST, SigV4 for service `sts` with the source's
+//!   credentials: `source_profile` or `credential_source`); XML answer as for web identity.
 //! - `credential_process`: the profile's command, run by `sh -c` as the AWS SDKs do on Unix,
 //!   prints JSON `{Version: 1, AccessKeyId, SecretAccessKey, SessionToken?, Expiration?}` on
 //!   standard output and exits 0; without `Expiration` the credentials are kept for good.
@@ -199,14 +201,40 @@ fn fresh(c: &Credentials, now: SystemTime) -> bool {
     c.expiry().is_none_or(|t| t > now + REFRESH_BEFORE)
 }
 
-/// What a profile of the shared files gives: keys, or a command that prints them.
+/// What a profile of the shared files gives: keys, a command that prints them, or a role.
 #[derive(Debug, Clone)]
 pub enum ProfileEntry {
     /// `aws_access_key_id` and `aws_secret_access_key` (with `aws_session_token`).
     Keys(Credentials),
     /// `credential_process`: run at first use and again before what it printed expires.
     Process(String),
+    /// `role_arn`: assumed with STS at first use and again before the role's credentials expire.
+    AssumeRole(RoleProfile),
 }
+
+/// A profile's role and where the credentials that assume it come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoleProfile {
+    role_arn: String,
+    source: RoleSource,
+    session_name: Option<String>,
+    external_id: Option<String>,
+    duration_seconds: Option<u32>,
+}
+
+/// `source_profile` or `credential_source` of a role profile.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum RoleSource {
+    /// Another profile (or this one's own keys, when it names itself).
+    Profile(String),
+    Environment,
+    Ec2InstanceMetadata,
+    EcsContainer,
+}
+
+/// Roles may be assumed from roles this deep (the AWS CLI's chains are rarely longer than two);
+/// it also ends a `source_profile` cycle.
+const MAX_ROLE_CHAIN: usize = 5;
 
 /// What profile `name` holds, read from the shared files now.
 pub fn profile_entry(env: &ChainEnv, name: &str) -> Result<ProfileEntry, ChainError> {
@@ -220,7 +248,7 @@ pub async fn resolve(
     region: &str,
 ) -> Result<Credentials, ChainError> {
     match source {
-        Source::Profile(name) => from_profile(env, name).await,
+        Source::Profile(name) => from_profile(env, name, region).await,
         Source::Chain => {
             if let (Some(id), Some(secret)) = (
                 env.get("AWS_ACCESS_KEY_ID"),
@@ -235,7 +263,7 @@ pub async fn resolve(
             }
             let profile = env.get("AWS_PROFILE");
             if profile.is_some() || profile_files_exist(env) {
-                match from_profile(env, profile.unwrap_or("default")).await {
+                match from_profile(env, profile.unwrap_or("default"), region).await {
                     Ok(c) => return Ok(c),
                     // Only a named profile must exist; files without a default are skipped.
                     Err(e) if profile.is_some() => return Err(e),
@@ -335,14 +363,185 @@ fn profile_section(text: &str, name: &str, config_style: bool) -> Option<Vec<(St
     found
 }
 
-async fn from_profile(env: &ChainEnv, name: &str) -> Result<Credentials, ChainError> {
-    match read_profile(env, name)? {
-        ProfileEntry::Keys(c) => Ok(c),
-        ProfileEntry::Process(command) => credential_process(name, &command, PROCESS_TIMEOUT).await,
+async fn from_profile(env: &ChainEnv, name: &str, region: &str) -> Result<Credentials, ChainError> {
+    profile_credentials(env, name, region, 0).await
+}
+
+/// The credentials profile `name` gives; `depth` counts the roles assumed on the way here.
+fn profile_credentials<'a>(
+    env: &'a ChainEnv,
+    name: &'a str,
+    region: &'a str,
+    depth: usize,
+) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<Credentials, ChainError>> + Send + 'a>>
+{
+    Box::pin(async move {
+        match read_profile(env, name)? {
+            ProfileEntry::Keys(c) => Ok(c),
+            ProfileEntry::Process(command) => {
+                credential_process(name, &command, PROCESS_TIMEOUT).await
+            }
+            ProfileEntry::AssumeRole(role) => {
+                if depth >= MAX_ROLE_CHAIN {
+                    return Err(err(format!(
+                        "AWS profile '{name}': more than {MAX_ROLE_CHAIN} roles in a row (is there a source_profile cycle?)"
+                    )));
+                }
+                let base = match &role.source {
+                    // A role profile naming itself takes its own keys as the source.
+                    RoleSource::Profile(p) if p == name => own_keys(env, name)?,
+                    RoleSource::Profile(p) => profile_credentials(env, p, region, depth + 1)
+                        .await
+                        .map_err(|e| err(format!("AWS profile '{name}': source_profile: {e}")))?,
+                    RoleSource::Environment => match (
+                        env.get("AWS_ACCESS_KEY_ID"),
+                        env.get("AWS_SECRET_ACCESS_KEY"),
+                    ) {
+                        (Some(id), Some(secret)) => Credentials::new(
+                            id,
+                            secret,
+                            env.get("AWS_SESSION_TOKEN").map(str::to_string),
+                            None,
+                            "environment",
+                        ),
+                        _ => {
+                            return Err(err(format!(
+                                "AWS profile '{name}': credential_source = Environment, but AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY are not set"
+                            )));
+                        }
+                    },
+                    RoleSource::Ec2InstanceMetadata => imds(env).await.map_err(|e| {
+                        err(format!("AWS profile '{name}': instance metadata: {e}"))
+                    })?,
+                    RoleSource::EcsContainer => container(env)
+                        .await
+                        .map_err(|e| err(format!("AWS profile '{name}': {e}")))?,
+                };
+                assume_role(env, name, &role, &base, region).await
+            }
+        }
+    })
+}
+
+/// The static keys of a profile that is its own `source_profile`.
+fn own_keys(env: &ChainEnv, name: &str) -> Result<Credentials, ChainError> {
+    let keys = profile_keys(env, name)?;
+    let value = |k: &str| lookup(&keys, k);
+    match (value("aws_access_key_id"), value("aws_secret_access_key")) {
+        (Some(id), Some(secret)) => Ok(Credentials::new(
+            id,
+            secret,
+            value("aws_session_token").map(str::to_string),
+            None,
+            "profile",
+        )),
+        _ => Err(err(format!(
+            "AWS profile '{name}' is its own source_profile but has no aws_access_key_id and aws_secret_access_key"
+        ))),
     }
 }
 
 fn read_profile(env: &ChainEnv, name: &str) -> Result<ProfileEntry, ChainError> {
+    let keys = profile_keys(env, name)?;
+    let value = |k: &str| lookup(&keys, k);
+    // As in the AWS SDKs, a role comes before the profile's own keys (which may be its source).
+    if let Some(role_arn) = value("role_arn") {
+        return role_profile(name, role_arn, &value).map(ProfileEntry::AssumeRole);
+    }
+    match (value("aws_access_key_id"), value("aws_secret_access_key")) {
+        (Some(id), Some(secret)) => Ok(ProfileEntry::Keys(Credentials::new(
+            id,
+            secret,
+            value("aws_session_token").map(str::to_string),
+            None,
+            "profile",
+        ))),
+        _ if value("credential_process").is_some() => Ok(ProfileEntry::Process(
+            value("credential_process").unwrap_or_default().to_string(),
+        )),
+        _ => {
+            let unsupported = ["sso_session", "sso_start_url"]
+                .into_iter()
+                .find(|k| value(k).is_some());
+            Err(err(match unsupported {
+                Some(k) => format!(
+                    "AWS profile '{name}' uses {k}, which the gateway does not support; give the profile aws_access_key_id and aws_secret_access_key, a credential_process (an SSO helper can print credentials) or a role_arn, or use credentials = \"chain\" with a container, instance or web-identity role"
+                ),
+                None => format!(
+                    "AWS profile '{name}' has no aws_access_key_id and aws_secret_access_key"
+                ),
+            }))
+        }
+    }
+}
+
+/// The role settings of profile `name`, checked now so a mistake stops the start.
+fn role_profile<'v>(
+    name: &str,
+    role_arn: &str,
+    value: &dyn Fn(&str) -> Option<&'v str>,
+) -> Result<RoleProfile, ChainError> {
+    let fail = |what: String| err(format!("AWS profile '{name}': {what}"));
+    if value("mfa_serial").is_some() {
+        return Err(fail(
+            "mfa_serial needs a code typed in at each renewal, which a gateway cannot do; use a role without MFA or a credential_process".into(),
+        ));
+    }
+    let source = match (value("source_profile"), value("credential_source")) {
+        (Some(_), Some(_)) => {
+            return Err(fail(
+                "source_profile and credential_source cannot both be set".into(),
+            ));
+        }
+        (Some(p), None) => RoleSource::Profile(p.to_string()),
+        (None, Some(c)) => match c {
+            "Environment" => RoleSource::Environment,
+            "Ec2InstanceMetadata" => RoleSource::Ec2InstanceMetadata,
+            "EcsContainer" => RoleSource::EcsContainer,
+            other => {
+                return Err(fail(format!(
+                    "credential_source '{other}' is not one of Environment, Ec2InstanceMetadata, EcsContainer"
+                )));
+            }
+        },
+        (None, None) => {
+            return Err(fail(
+                "role_arn needs source_profile or credential_source to say whose credentials assume it".into(),
+            ));
+        }
+    };
+    let duration_seconds = match value("duration_seconds") {
+        None => None,
+        Some(d) => match d.parse::<u32>() {
+            Ok(n) if (900..=43_200).contains(&n) => Some(n),
+            _ => {
+                return Err(fail(format!(
+                    "duration_seconds '{d}' is not a number of seconds from 900 to 43200"
+                )));
+            }
+        },
+    };
+    Ok(RoleProfile {
+        role_arn: role_arn.to_string(),
+        source,
+        session_name: value("role_session_name").map(str::to_string),
+        external_id: value("external_id").map(str::to_string),
+        duration_seconds,
+    })
+}
+
+/// The last non-empty value of `key` among a profile's pairs.
+fn lookup<'k>(keys: &'k [(String, String)], key: &str) -> Option<&'k str> {
+    keys.iter()
+        .rev()
+        .find(|(k, _)| k == key)
+        .map(|(_, v)| v.as_str())
+        .filter(|v| !v.is_empty())
+}
+
+/// The `key = value` pairs of profile `name` from both shared files, the credentials file's
+/// last so they win.
+fn profile_keys(env: &ChainEnv, name: &str) -> Result<Vec<(String, String)>, ChainError> {
     let mut keys: Vec<(String, String)> = Vec::new();
     let mut seen = false;
     // The config file first, so the credentials file's values win.
@@ -368,38 +567,7 @@ fn read_profile(env: &ChainEnv, name: &str) -> Result<ProfileEntry, ChainError> 
             "AWS profile '{name}' is not in the shared credentials or config file"
         )));
     }
-    let value = |k: &str| {
-        keys.iter()
-            .rev()
-            .find(|(key, _)| key == k)
-            .map(|(_, v)| v.as_str())
-            .filter(|v| !v.is_empty())
-    };
-    match (value("aws_access_key_id"), value("aws_secret_access_key")) {
-        (Some(id), Some(secret)) => Ok(ProfileEntry::Keys(Credentials::new(
-            id,
-            secret,
-            value("aws_session_token").map(str::to_string),
-            None,
-            "profile",
-        ))),
-        _ if value("credential_process").is_some() => Ok(ProfileEntry::Process(
-            value("credential_process").unwrap_or_default().to_string(),
-        )),
-        _ => {
-            let unsupported = ["role_arn", "sso_session", "sso_start_url"]
-                .into_iter()
-                .find(|k| value(k).is_some());
-            Err(err(match unsupported {
-                Some(k) => format!(
-                    "AWS profile '{name}' uses {k}, which the gateway does not support; give the profile aws_access_key_id and aws_secret_access_key or a credential_process, or use credentials = \"chain\" with a container, instance or web-identity role"
-                ),
-                None => format!(
-                    "AWS profile '{name}' has no aws_access_key_id and aws_secret_access_key"
-                ),
-            }))
-        }
-    }
+    Ok(keys)
 }
 
 // ---- credential_process ----
@@ -692,11 +860,7 @@ async fn web_identity(env: &ChainEnv, region: &str) -> Result<Credentials, Chain
     let token = std::fs::read_to_string(expand_home(env, file))
         .map_err(|e| err(format!("cannot read AWS_WEB_IDENTITY_TOKEN_FILE: {e}")))?;
     let session = env.get("AWS_ROLE_SESSION_NAME").unwrap_or("tollgate");
-    let endpoint = match env.get("AWS_ENDPOINT_URL_STS") {
-        Some(e) => e.trim_end_matches('/').to_string(),
-        None if region.starts_with("cn-") => format!("https://sts.{region}.amazonaws.com.cn"),
-        None => format!("https://sts.{region}.amazonaws.com"),
-    };
+    let endpoint = sts_endpoint(env, region);
     let form = form_urlencoded::Serializer::new(String::new())
         .append_pair("Action", "AssumeRoleWithWebIdentity")
         .append_pair("Version", "2011-06-15")
@@ -714,22 +878,100 @@ async fn web_identity(env: &ChainEnv, region: &str) -> Result<Credentials, Chain
         .body(Full::new(Bytes::from(form)))
         .map_err(|e| fail(e.to_string()))?;
     let (status, body) = fetch(req).await.map_err(fail)?;
-    let text = String::from_utf8_lossy(&body);
+    sts_credentials(status, &body, "web-identity").map_err(fail)
+}
+
+/// STS of `region` (or `AWS_ENDPOINT_URL_STS`), without a trailing slash.
+fn sts_endpoint(env: &ChainEnv, region: &str) -> String {
+    match env.get("AWS_ENDPOINT_URL_STS") {
+        Some(e) => e.trim_end_matches('/').to_string(),
+        None if region.starts_with("cn-") => format!("https://sts.{region}.amazonaws.com.cn"),
+        None => format!("https://sts.{region}.amazonaws.com"),
+    }
+}
+
+/// The temporary credentials of an STS answer (`AssumeRole`, `AssumeRoleWithWebIdentity`), or
+/// STS's own message when it refused.
+fn sts_credentials(
+    status: http::StatusCode,
+    body: &[u8],
+    provider: &'static str,
+) -> Result<Credentials, String> {
+    let text = String::from_utf8_lossy(body);
     if !status.is_success() {
         let message = xml_value(&text, "Message").unwrap_or_else(|| status.to_string());
-        return Err(fail(format!("STS refused: {message}")));
+        return Err(format!("STS refused: {message}"));
     }
-    let value = |tag: &str| {
-        xml_value(&text, tag).ok_or_else(|| fail(format!("the STS answer has no {tag}")))
-    };
-    let expiry = expiry_of(&value("Expiration")?).map_err(fail)?;
+    let value =
+        |tag: &str| xml_value(&text, tag).ok_or_else(|| format!("the STS answer has no {tag}"));
+    let expiry = expiry_of(&value("Expiration")?)?;
     Ok(Credentials::new(
         value("AccessKeyId")?,
         value("SecretAccessKey")?,
         Some(value("SessionToken")?),
         Some(expiry),
-        "web-identity",
+        provider,
     ))
+}
+
+/// STS `AssumeRole` of `role`, signed with `base` (the source profile's or source's credentials).
+async fn assume_role(
+    env: &ChainEnv,
+    profile: &str,
+    role: &RoleProfile,
+    base: &Credentials,
+    region: &str,
+) -> Result<Credentials, ChainError> {
+    let endpoint = sts_endpoint(env, region);
+    let fail = |e: String| {
+        err(format!(
+            "AWS profile '{profile}': assuming {} ({endpoint}): {e}",
+            role.role_arn
+        ))
+    };
+    let now = SystemTime::now();
+    let session = role.session_name.clone().unwrap_or_else(|| {
+        let secs = now
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or_default();
+        format!("tollgate-{secs}")
+    });
+    let body = {
+        // Its encoding hook is not `Sync`: the serializer must be gone before the await.
+        let mut form = form_urlencoded::Serializer::new(String::new());
+        form.append_pair("Action", "AssumeRole")
+            .append_pair("Version", "2011-06-15")
+            .append_pair("RoleArn", &role.role_arn)
+            .append_pair("RoleSessionName", &session);
+        if let Some(d) = role.duration_seconds {
+            form.append_pair("DurationSeconds", &d.to_string());
+        }
+        if let Some(id) = &role.external_id {
+            form.append_pair("ExternalId", id);
+        }
+        Bytes::from(form.finish())
+    };
+    let uri: http::Uri = format!("{endpoint}/")
+        .parse()
+        .map_err(|e| fail(format!("not a URL: {e}")))?;
+    if uri.host().is_none() {
+        return Err(fail("the STS endpoint has no host".into()));
+    }
+    let mut headers = http::HeaderMap::new();
+    headers.insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static("application/x-www-form-urlencoded"),
+    );
+    super::sigv4_sign("sts", base, region, &uri, &mut headers, &body, now)
+        .map_err(|e| fail(format!("signing failed ({e})")))?;
+    let mut req = request(Method::POST, &format!("{endpoint}/"))
+        .map_err(fail)?
+        .body(Full::new(body))
+        .map_err(|e| fail(e.to_string()))?;
+    *req.headers_mut() = headers;
+    let (status, answer) = fetch(req).await.map_err(fail)?;
+    sts_credentials(status, &answer, "assume-role").map_err(fail)
 }
 
 /// The text of the first `<tag>…</tag>`, with XML's predefined entities decoded. STS answers are
@@ -781,25 +1023,103 @@ mod tests {
             ("AWS_SHARED_CREDENTIALS_FILE", creds.to_str().unwrap()),
             ("AWS_CONFIG_FILE", config.to_str().unwrap()),
         ]);
-        let c = from_profile(&e, "work").await.unwrap();
+        let c = from_profile(&e, "work", "us-east-1").await.unwrap();
         assert_eq!(c.access_key_id(), "AKIDWORK");
         assert_eq!(c.secret_access_key(), "s1");
         assert_eq!(c.session_token(), Some("tok"));
         assert_eq!(
-            from_profile(&e, "default").await.unwrap().access_key_id(),
+            from_profile(&e, "default", "us-east-1")
+                .await
+                .unwrap()
+                .access_key_id(),
             "AKIDDEFAULT"
         );
         assert_eq!(
-            from_profile(&e, "onlyconfig")
+            from_profile(&e, "onlyconfig", "us-east-1")
                 .await
                 .unwrap()
                 .access_key_id(),
             "AKIDCFG"
         );
-        let missing = from_profile(&e, "nope").await.unwrap_err();
+        let missing = from_profile(&e, "nope", "us-east-1").await.unwrap_err();
         assert!(missing.0.contains("'nope'"), "{missing}");
-        let assumed = from_profile(&e, "assumed").await.unwrap_err();
-        assert!(assumed.0.contains("role_arn"), "{assumed}");
+        let ProfileEntry::AssumeRole(assumed) = read_profile(&e, "assumed").unwrap() else {
+            panic!("a role_arn profile is a role to assume");
+        };
+        assert_eq!(assumed.role_arn, "arn:aws:iam::1:role/x");
+        assert_eq!(assumed.source, RoleSource::Profile("default".into()));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn role_profiles_are_checked_when_read() {
+        let dir = std::env::temp_dir().join(format!("tg-aws-roles-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let config = dir.join("config");
+        std::fs::write(
+            &config,
+            "[profile full]\nrole_arn = arn:aws:iam::123456789012:role/bedrock\nsource_profile = base\nrole_session_name = gw\nexternal_id = ext-1\nduration_seconds = 1800\n\
+             [profile ec2]\nrole_arn = arn:aws:iam::1:role/r\ncredential_source = Ec2InstanceMetadata\n\
+             [profile both]\nrole_arn = arn:aws:iam::1:role/r\nsource_profile = base\ncredential_source = Environment\n\
+             [profile neither]\nrole_arn = arn:aws:iam::1:role/r\n\
+             [profile odd]\nrole_arn = arn:aws:iam::1:role/r\ncredential_source = Laptop\n\
+             [profile mfa]\nrole_arn = arn:aws:iam::1:role/r\nsource_profile = base\nmfa_serial = arn:aws:iam::1:mfa/me\n\
+             [profile short]\nrole_arn = arn:aws:iam::1:role/r\nsource_profile = base\nduration_seconds = 60\n",
+        )
+        .unwrap();
+        let e = env(&[("AWS_CONFIG_FILE", config.to_str().unwrap())]);
+        let ProfileEntry::AssumeRole(full) = read_profile(&e, "full").unwrap() else {
+            panic!("full is a role");
+        };
+        assert_eq!(
+            full,
+            RoleProfile {
+                role_arn: "arn:aws:iam::123456789012:role/bedrock".into(),
+                source: RoleSource::Profile("base".into()),
+                session_name: Some("gw".into()),
+                external_id: Some("ext-1".into()),
+                duration_seconds: Some(1800),
+            }
+        );
+        assert!(matches!(
+            read_profile(&e, "ec2").unwrap(),
+            ProfileEntry::AssumeRole(RoleProfile {
+                source: RoleSource::Ec2InstanceMetadata,
+                ..
+            })
+        ));
+        for (name, expected) in [
+            ("both", "cannot both be set"),
+            ("neither", "needs source_profile or credential_source"),
+            ("odd", "credential_source 'Laptop'"),
+            ("mfa", "mfa_serial"),
+            ("short", "duration_seconds '60'"),
+        ] {
+            let e = read_profile(&e, name).unwrap_err();
+            assert!(e.0.contains(&format!("'{name}'")), "{e}");
+            assert!(e.0.contains(expected), "{name}: {e}");
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_source_profile_cycle_ends_with_an_error_naming_it() {
+        let dir = std::env::temp_dir().join(format!("tg-aws-cycle-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let config = dir.join("config");
+        std::fs::write(
+            &config,
+            "[profile a]\nrole_arn = arn:aws:iam::1:role/a\nsource_profile = b\n\
+             [profile b]\nrole_arn = arn:aws:iam::1:role/b\nsource_profile = a\n\
+             [profile self]\nrole_arn = arn:aws:iam::1:role/s\nsource_profile = self\n",
+        )
+        .unwrap();
+        let e = env(&[("AWS_CONFIG_FILE", config.to_str().unwrap())]);
+        let cycle = from_profile(&e, "a", "us-east-1").await.unwrap_err();
+        assert!(cycle.0.contains("source_profile cycle"), "{cycle}");
+        // Naming itself means its own keys, and this one has none.
+        let own = from_profile(&e, "self", "us-east-1").await.unwrap_err();
+        assert!(own.0.contains("its own source_profile"), "{own}");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
@@ -928,7 +1248,7 @@ mod tests {
             profile_entry(&e, "helper").unwrap(),
             ProfileEntry::Process(cmd) if cmd.starts_with("printf")
         ));
-        let c = from_profile(&e, "helper").await.unwrap();
+        let c = from_profile(&e, "helper", "us-east-1").await.unwrap();
         assert_eq!(c.access_key_id(), "ASIAPROC");
         assert_eq!(c.secret_access_key(), "proc-secret");
         assert_eq!(c.session_token(), Some("proc-token"));
