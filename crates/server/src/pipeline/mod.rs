@@ -30,7 +30,10 @@ use std::sync::Arc;
 pub async fn handle(state: Arc<AppState>, req: Request<Body>) -> Response<Body> {
     let mut rec = Recorder::start(&state, &req);
     let dialect = dialect::ClientDialect::of_path(req.uri().path());
-    match run(&state, &mut rec, req).await {
+    // The pipeline's state machine is about 8 KB. Boxed, it is copied once into its allocation;
+    // inline, this future would be that large and be copied again by every move (hyper's
+    // dispatcher moves it into its in-flight slot).
+    match Box::pin(run(&state, &mut rec, req)).await {
         Ok(resp) => resp,
         Err(err) => {
             let resp = dialect::error_response(dialect, &err, rec.id());
