@@ -236,11 +236,6 @@ enum RoleSource {
 /// it also ends a `source_profile` cycle.
 const MAX_ROLE_CHAIN: usize = 5;
 
-/// What profile `name` holds, read from the shared files now.
-pub fn profile_entry(env: &ChainEnv, name: &str) -> Result<ProfileEntry, ChainError> {
-    read_profile(env, name)
-}
-
 /// Fetches credentials from `source` once.
 pub async fn resolve(
     source: &Source,
@@ -250,12 +245,8 @@ pub async fn resolve(
     match source {
         Source::Profile(name) => from_profile(env, name, region).await,
         Source::Chain => {
-            if let (Some(id), Some(secret)) = (
-                env.get("AWS_ACCESS_KEY_ID"),
-                env.get("AWS_SECRET_ACCESS_KEY"),
-            ) {
-                let token = env.get("AWS_SESSION_TOKEN").map(str::to_string);
-                return Ok(Credentials::new(id, secret, token, None, "environment"));
+            if let Some(c) = env_credentials(env) {
+                return Ok(c);
             }
             if env.get("AWS_WEB_IDENTITY_TOKEN_FILE").is_some() && env.get("AWS_ROLE_ARN").is_some()
             {
@@ -376,7 +367,7 @@ fn profile_credentials<'a>(
 ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<Credentials, ChainError>> + Send + 'a>>
 {
     Box::pin(async move {
-        match read_profile(env, name)? {
+        match profile_entry(env, name)? {
             ProfileEntry::Keys(c) => Ok(c),
             ProfileEntry::Process(command) => {
                 credential_process(name, &command, PROCESS_TIMEOUT).await
@@ -393,23 +384,11 @@ fn profile_credentials<'a>(
                     RoleSource::Profile(p) => profile_credentials(env, p, region, depth + 1)
                         .await
                         .map_err(|e| err(format!("AWS profile '{name}': source_profile: {e}")))?,
-                    RoleSource::Environment => match (
-                        env.get("AWS_ACCESS_KEY_ID"),
-                        env.get("AWS_SECRET_ACCESS_KEY"),
-                    ) {
-                        (Some(id), Some(secret)) => Credentials::new(
-                            id,
-                            secret,
-                            env.get("AWS_SESSION_TOKEN").map(str::to_string),
-                            None,
-                            "environment",
-                        ),
-                        _ => {
-                            return Err(err(format!(
-                                "AWS profile '{name}': credential_source = Environment, but AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY are not set"
-                            )));
-                        }
-                    },
+                    RoleSource::Environment => env_credentials(env).ok_or_else(|| {
+                        err(format!(
+                            "AWS profile '{name}': credential_source = Environment, but AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY are not set"
+                        ))
+                    })?,
                     RoleSource::Ec2InstanceMetadata => imds(env).await.map_err(|e| {
                         err(format!("AWS profile '{name}': instance metadata: {e}"))
                     })?,
@@ -423,43 +402,49 @@ fn profile_credentials<'a>(
     })
 }
 
-/// The static keys of a profile that is its own `source_profile`.
-fn own_keys(env: &ChainEnv, name: &str) -> Result<Credentials, ChainError> {
-    let keys = profile_keys(env, name)?;
-    let value = |k: &str| lookup(&keys, k);
-    match (value("aws_access_key_id"), value("aws_secret_access_key")) {
-        (Some(id), Some(secret)) => Ok(Credentials::new(
-            id,
-            secret,
-            value("aws_session_token").map(str::to_string),
-            None,
-            "profile",
-        )),
-        _ => Err(err(format!(
-            "AWS profile '{name}' is its own source_profile but has no aws_access_key_id and aws_secret_access_key"
-        ))),
-    }
+/// `AWS_ACCESS_KEY_ID` and `AWS_SECRET_ACCESS_KEY` (with `AWS_SESSION_TOKEN`), when both are set.
+fn env_credentials(env: &ChainEnv) -> Option<Credentials> {
+    let (id, secret) = (
+        env.get("AWS_ACCESS_KEY_ID")?,
+        env.get("AWS_SECRET_ACCESS_KEY")?,
+    );
+    let token = env.get("AWS_SESSION_TOKEN").map(str::to_string);
+    Some(Credentials::new(id, secret, token, None, "environment"))
 }
 
-fn read_profile(env: &ChainEnv, name: &str) -> Result<ProfileEntry, ChainError> {
+/// A profile's `aws_access_key_id` and `aws_secret_access_key` (with `aws_session_token`).
+fn static_keys(keys: &[(String, String)]) -> Option<Credentials> {
+    let (id, secret) = (
+        lookup(keys, "aws_access_key_id")?,
+        lookup(keys, "aws_secret_access_key")?,
+    );
+    let token = lookup(keys, "aws_session_token").map(str::to_string);
+    Some(Credentials::new(id, secret, token, None, "profile"))
+}
+
+/// The static keys of a profile that is its own `source_profile`.
+fn own_keys(env: &ChainEnv, name: &str) -> Result<Credentials, ChainError> {
+    static_keys(&profile_keys(env, name)?).ok_or_else(|| {
+        err(format!(
+            "AWS profile '{name}' is its own source_profile but has no aws_access_key_id and aws_secret_access_key"
+        ))
+    })
+}
+
+/// What profile `name` holds, read from the shared files now.
+pub fn profile_entry(env: &ChainEnv, name: &str) -> Result<ProfileEntry, ChainError> {
     let keys = profile_keys(env, name)?;
     let value = |k: &str| lookup(&keys, k);
     // As in the AWS SDKs, a role comes before the profile's own keys (which may be its source).
     if let Some(role_arn) = value("role_arn") {
         return role_profile(name, role_arn, &value).map(ProfileEntry::AssumeRole);
     }
-    match (value("aws_access_key_id"), value("aws_secret_access_key")) {
-        (Some(id), Some(secret)) => Ok(ProfileEntry::Keys(Credentials::new(
-            id,
-            secret,
-            value("aws_session_token").map(str::to_string),
-            None,
-            "profile",
-        ))),
-        _ if value("credential_process").is_some() => Ok(ProfileEntry::Process(
-            value("credential_process").unwrap_or_default().to_string(),
-        )),
-        _ => {
+    if let Some(c) = static_keys(&keys) {
+        return Ok(ProfileEntry::Keys(c));
+    }
+    match value("credential_process") {
+        Some(command) => Ok(ProfileEntry::Process(command.to_string())),
+        None => {
             let unsupported = ["sso_session", "sso_start_url"]
                 .into_iter()
                 .find(|k| value(k).is_some());
@@ -1043,7 +1028,7 @@ mod tests {
         );
         let missing = from_profile(&e, "nope", "us-east-1").await.unwrap_err();
         assert!(missing.0.contains("'nope'"), "{missing}");
-        let ProfileEntry::AssumeRole(assumed) = read_profile(&e, "assumed").unwrap() else {
+        let ProfileEntry::AssumeRole(assumed) = profile_entry(&e, "assumed").unwrap() else {
             panic!("a role_arn profile is a role to assume");
         };
         assert_eq!(assumed.role_arn, "arn:aws:iam::1:role/x");
@@ -1068,7 +1053,7 @@ mod tests {
         )
         .unwrap();
         let e = env(&[("AWS_CONFIG_FILE", config.to_str().unwrap())]);
-        let ProfileEntry::AssumeRole(full) = read_profile(&e, "full").unwrap() else {
+        let ProfileEntry::AssumeRole(full) = profile_entry(&e, "full").unwrap() else {
             panic!("full is a role");
         };
         assert_eq!(
@@ -1082,7 +1067,7 @@ mod tests {
             }
         );
         assert!(matches!(
-            read_profile(&e, "ec2").unwrap(),
+            profile_entry(&e, "ec2").unwrap(),
             ProfileEntry::AssumeRole(RoleProfile {
                 source: RoleSource::Ec2InstanceMetadata,
                 ..
@@ -1095,7 +1080,7 @@ mod tests {
             ("mfa", "mfa_serial"),
             ("short", "duration_seconds '60'"),
         ] {
-            let e = read_profile(&e, name).unwrap_err();
+            let e = profile_entry(&e, name).unwrap_err();
             assert!(e.0.contains(&format!("'{name}'")), "{e}");
             assert!(e.0.contains(expected), "{name}: {e}");
         }
