@@ -586,10 +586,13 @@ async fn credential_process(
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
-        // A command that outlives its deadline is killed with the future that waited on it.
+        // A group of its own, so a command that outlives its deadline goes with everything it
+        // started (a shell pipeline, a helper's helper), not only the shell.
+        .process_group(0)
         .kill_on_drop(true)
         .spawn()
         .map_err(|e| fail(format!("could not be started: {e}")))?;
+    let mut group = GroupKill(child.id().and_then(|id| i32::try_from(id).ok()));
     let (Some(stdout), Some(stderr)) = (child.stdout.take(), child.stderr.take()) else {
         return Err(fail("has no output pipes".into()));
     };
@@ -618,6 +621,8 @@ async fn credential_process(
     let Some(status) = status else {
         return Err(fail(format!("printed more than {MAX_ANSWER} bytes")));
     };
+    // It exited by itself: what it left running is its own business.
+    group.0 = None;
     if !status.success() {
         // Helpers explain themselves on standard error ("run aws sso login"); its last line is
         // what an operator needs, bounded so a chatty helper cannot flood the log.
@@ -669,6 +674,18 @@ async fn credential_process(
         expiry,
         "credential_process",
     ))
+}
+
+/// Kills a process group when dropped, unless disarmed by taking its id.
+struct GroupKill(Option<i32>);
+
+impl Drop for GroupKill {
+    fn drop(&mut self) {
+        if let Some(pid) = self.0.and_then(rustix::process::Pid::from_raw) {
+            // Already gone is fine: the group's processes all exited.
+            let _ = rustix::process::kill_process_group(pid, rustix::process::Signal::KILL);
+        }
+    }
 }
 
 // ---- HTTP sources ----
@@ -1320,12 +1337,37 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_command_that_hangs_is_killed_at_its_deadline() {
+    async fn a_command_that_hangs_is_killed_at_its_deadline_with_what_it_started() {
+        let dir = std::env::temp_dir().join(format!("tg-aws-hang-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let pids = dir.join("pids");
+        // A shell that starts a background sleeper and then waits: killing the shell alone
+        // would leave the sleeper running.
+        let command = format!(
+            "sleep 30 & echo $! > {p}; echo $$ >> {p}; wait",
+            p = pids.display()
+        );
         let started = std::time::Instant::now();
-        let e = credential_process("slow", "sleep 30", Duration::from_secs(1))
+        let e = credential_process("slow", &command, Duration::from_secs(1))
             .await
             .unwrap_err();
         assert!(e.0.contains("did not finish within 1 s"), "{e}");
         assert!(started.elapsed() < Duration::from_secs(10));
+        let text = std::fs::read_to_string(&pids).unwrap();
+        for pid in text.split_whitespace() {
+            let alive = || {
+                std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                    .is_ok_and(|s| s.split_whitespace().nth(2).is_none_or(|st| st != "Z"))
+            };
+            let until = std::time::Instant::now() + Duration::from_secs(5);
+            while alive() && std::time::Instant::now() < until {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            assert!(
+                !alive(),
+                "process {pid} of the command outlived its deadline"
+            );
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }
