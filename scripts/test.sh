@@ -129,4 +129,6 @@ run_step "python tests" python_tests || true
 run_step "fuzz smoke" env FUZZ_SECONDS="${FUZZ_SECONDS:-10}" "$ROOT/scripts/fuzz-smoke.sh" || true
 
 summary
+# The logs are kept only when something failed: the summary points into them.
+[ "$failed" -eq 0 ] && rm -rf "$LOG_DIR"
 exit "$failed"
