@@ -224,6 +224,9 @@ TG_PID=$TG_PID
 UPSTREAM_PID=$UPSTREAM_PID
 BODIES=$WORK/bodies
 EOF
+  # A signal is how serving ends, not a failure: the work dir (its journal grows by hundreds of
+  # MB under load) goes unless KEEP_WORK is set.
+  trap 'exit 0' INT TERM
   wait "$TG_PID"
   exit 0
 fi
