@@ -6,7 +6,7 @@
 mod support;
 
 use bytes::Bytes;
-use serde_json::Value;
+use serde_json::{Value, json};
 use std::sync::Arc;
 use std::time::Duration;
 use support::{
@@ -564,7 +564,7 @@ async fn an_administrator_sees_a_policys_spend_and_resets_it_explicitly() {
     let created = admin(
         "POST",
         "policies".into(),
-        Some(serde_json::json!({
+        Some(json!({
             "scope": "team:platform", "name": "platform daily",
             "budgets": [{"period": "day", "amount_usd": 1.0, "enforcement": "strict"}]
         })),
@@ -698,6 +698,92 @@ targets = [{{ provider = "anthropic" }}, {{ provider = "backup" }}]
     )
     .await;
     (upstream, gw)
+}
+
+#[tokio::test]
+async fn a_providers_clamp_and_downgrade_change_only_the_attempts_that_go_to_it() {
+    // Team platform may only use the backup provider, whose account clamps max_tokens and, past
+    // half of its budget, serves Opus as Haiku; team other reaches the first target unchanged.
+    let (upstream, gw) = fallback_route_to_backup(
+        OPUS,
+        r#"
+[[policies]]
+scope = "team:platform"
+name = "platform providers"
+allowed_providers = ["backup"]
+
+[[policies]]
+scope = "provider:backup"
+name = "backup account"
+max_tokens = { ceiling = 1000 }
+[[policies.budgets]]
+period = "month"
+amount_usd = 1.0
+mode = "soft"
+downgrade = { at_percent = 50, to_model = "claude-haiku-5-5", from_models = ["claude-opus-*"] }
+"#,
+    )
+    .await;
+    let platform = gw.create_key("alice", "platform").await;
+    let other = gw.create_key("bob", "other").await;
+    let c = client();
+    let url = format!("{}/v1/messages", gw.url);
+    // 100k input tokens of Opus 5.5 at $4/MTok: $0.40 a request.
+    let usage = [("x-mock-usage", "100000,10,0,0")];
+    let ask = |key: &str| messages_request(&url, key, padded_body(OPUS, 10, 64000), &usage);
+
+    let r = send(&c, ask(&platform)).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let seen: Value = serde_json::from_slice(&upstream.requests().last().unwrap().body).unwrap();
+    assert_eq!(
+        (&seen["model"], &seen["max_tokens"]),
+        (&json!(OPUS), &json!(1000))
+    );
+    let rec = gw.record(&r.request_id()).await;
+    assert_eq!(rec["provider"], "backup");
+    assert_eq!(rec["clamped_max_tokens_from"], 64000);
+    assert_eq!(rec["downgraded_from"], Value::Null);
+
+    let r = send(&c, ask(&other)).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let seen: Value = serde_json::from_slice(&upstream.requests().last().unwrap().body).unwrap();
+    assert_eq!(
+        (&seen["model"], &seen["max_tokens"]),
+        (&json!(OPUS), &json!(64000))
+    );
+    let rec = gw.record(&r.request_id()).await;
+    assert_eq!(rec["provider"], "anthropic");
+    assert_eq!(rec["clamped_max_tokens_from"], Value::Null);
+
+    // The first platform request spent $0.40 of the backup account's $1; the second crosses
+    // half, so the third is served as Haiku there.
+    assert_eq!(send(&c, ask(&platform)).await.status, 200);
+    let r = send(&c, ask(&platform)).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let seen: Value = serde_json::from_slice(&upstream.requests().last().unwrap().body).unwrap();
+    assert_eq!(
+        (&seen["model"], &seen["max_tokens"]),
+        (&json!(HAIKU), &json!(1000))
+    );
+    let rec = gw.record(&r.request_id()).await;
+    assert_eq!(rec["provider"], "backup");
+    assert_eq!(rec["model"], HAIKU);
+    assert_eq!(rec["downgraded_from"], OPUS);
+    assert_eq!(rec["policy"], "backup account");
+    assert_eq!(rec["clamped_max_tokens_from"], 64000);
+
+    // Team other still reaches the first target with its request as sent.
+    let r = send(&c, ask(&other)).await;
+    let seen: Value = serde_json::from_slice(&upstream.requests().last().unwrap().body).unwrap();
+    assert_eq!(
+        (&seen["model"], &seen["max_tokens"]),
+        (&json!(OPUS), &json!(64000))
+    );
+    let rec = gw.record(&r.request_id()).await;
+    assert_eq!(
+        (&rec["provider"], &rec["downgraded_from"]),
+        (&json!("anthropic"), &Value::Null)
+    );
 }
 
 #[tokio::test]

@@ -38,7 +38,7 @@ pub enum Ingress {
 }
 
 /// A request whose endpoint is known and whose body is read and decoded.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Accepted {
     pub endpoint: Endpoint,
     pub ingress: Ingress,

@@ -183,26 +183,42 @@ pub async fn admit(state: &AppState, mut classified: Classified) -> Result<Admit
     })
 }
 
+/// What the policies scoped to an attempt's provider took, and what they change for that
+/// attempt only.
+#[derive(Debug, Default)]
+pub struct ProviderAdmission {
+    pub holds: Holds,
+    /// `max_tokens` lowered to this by a clamping ceiling.
+    pub clamp_max_tokens: Option<u32>,
+    /// The policy whose budget downgrades the model, and the model served instead.
+    pub downgrade: Option<(String, String)>,
+}
+
 /// Checks the policies scoped to the provider an attempt goes to — the route chose it after
 /// admission — and takes what they count. A refusal makes forward skip this target like an
-/// unhealthy one. Providers the request named itself were checked in `admit` already.
+/// unhealthy one; a clamp or a downgrade applies to this attempt's request. Providers the
+/// request named itself were checked (and applied) in `admit` already.
 pub async fn for_provider(
     state: &AppState,
     classified: &Classified,
     provider: &str,
-) -> Result<Holds, GatewayError> {
+) -> Result<ProviderAdmission, GatewayError> {
     let headers = &classified.auth.accepted.headers;
     if header(headers, &X_TOLLGATE_PROVIDER) == Some(provider) {
-        return Ok(Holds::default());
+        return Ok(ProviderAdmission::default());
     }
     let policies = state.policies.load().for_provider(provider);
     if policies.is_empty() {
-        return Ok(Holds::default());
+        return Ok(ProviderAdmission::default());
     }
     let requested = classified.facts.model.clone().unwrap_or_default();
     let model_names = model_names(state, &requested);
     match check(state, classified, &policies, &model_names, Some(provider)).await {
-        Ok(a) => Ok(a.holds),
+        Ok(a) => Ok(ProviderAdmission {
+            holds: a.holds,
+            clamp_max_tokens: a.adjust.clamp_max_tokens,
+            downgrade: a.adjust.downgrade,
+        }),
         Err(refusal) => Err(refusal_error(
             &refusal,
             state.config.governance.contact.as_deref(),

@@ -65,6 +65,7 @@ pub(crate) fn human(d: Duration) -> String {
 }
 
 /// What every attempt of the request shares.
+#[derive(Clone, Copy)]
 struct Request<'a> {
     state: &'a Arc<AppState>,
     accepted: &'a Accepted,
@@ -171,14 +172,42 @@ pub async fn forward(
         };
         // A provider out of budget (or over a rate) under its own policies is skipped like an
         // unhealthy one.
-        let provider_holds =
-            match super::admit::for_provider(state, &classified, attempt.name()).await {
-                Ok(h) => h,
-                Err(e) => {
-                    last_error = Some(e);
-                    continue;
-                }
-            };
+        let provider = match super::admit::for_provider(state, &classified, attempt.name()).await {
+            Ok(p) => p,
+            Err(e) => {
+                last_error = Some(e);
+                continue;
+            }
+        };
+        // Its clamp or downgrade changes this attempt's request only: another target, tried
+        // after this one, gets the request as admitted.
+        let adjusted = match adjusted_for(&r, &provider) {
+            Ok(a) => a,
+            Err(e) => {
+                // Unreachable in practice (the body was validated in classify); give back what
+                // the provider's policies took.
+                rec.attempt_holds(provider.holds);
+                rec.release_attempt_holds();
+                last_error = Some(e);
+                continue;
+            }
+        };
+        let attempt_r = adjusted.as_ref().map(|(accepted, model)| Request {
+            accepted,
+            requested: model,
+            clamp: provider.clamp_max_tokens.map(u64::from).or(r.clamp),
+            ..r
+        });
+        let saved = rec.adjustment();
+        if adjusted.is_some() {
+            let clamped_from = provider.clamp_max_tokens.and(classified.facts.max_tokens);
+            let downgrade = provider
+                .downgrade
+                .as_ref()
+                .map(|(policy, model)| (policy.as_str(), model.as_str()));
+            rec.attempt_adjusted(clamped_from, downgrade);
+        }
+        let provider_holds = provider.holds;
         let health = attempt.health();
         let Some(lease) = health
             .acquire(Instant::now())
@@ -188,7 +217,7 @@ pub async fn forward(
             continue;
         };
         let mut turn = Turn {
-            r: &r,
+            r: attempt_r.as_ref().unwrap_or(&r),
             rec: &mut *rec,
             policy: &plan.policy,
             schedule: &mut schedule,
@@ -202,6 +231,7 @@ pub async fn forward(
             Attempted::Answered(result) => return result,
             Attempted::Replaced(e) => {
                 rec.release_attempt_holds();
+                rec.restore_adjustment(saved);
                 last_error = Some(e);
             }
         }
@@ -478,6 +508,26 @@ fn kind_of_status(code: u16) -> ErrorKind {
 
 /// The model id to send: the route's, else the catalogue's id on that provider, else the
 /// requested name.
+/// The request as the policies of an attempt's provider change it (`max_tokens` clamped, the
+/// model downgraded), or `None` when they change nothing.
+fn adjusted_for(
+    r: &Request<'_>,
+    provider: &super::admit::ProviderAdmission,
+) -> Result<Option<(Accepted, String)>, GatewayError> {
+    if provider.clamp_max_tokens.is_none() && provider.downgrade.is_none() {
+        return Ok(None);
+    }
+    let model = provider.downgrade.as_ref().map(|(_, m)| m.as_str());
+    let body =
+        tollgate_wire::anthropic::edit_request(&r.accepted.body, model, provider.clamp_max_tokens)
+            .map_err(|e| GatewayError::invalid(e.to_string()))?;
+    let accepted = Accepted {
+        body,
+        ..r.accepted.clone()
+    };
+    Ok(Some((accepted, model.unwrap_or(r.requested).to_string())))
+}
+
 fn model_for(r: &Request<'_>, attempt: &Attempt) -> Result<String, GatewayError> {
     // A provider a policy does not allow is skipped like one that does not serve the model.
     for (policy, allowed) in r.provider_lists {

@@ -46,6 +46,15 @@ fn ms(d: std::time::Duration) -> f64 {
     (d.as_secs_f64() * 1_000_000.0).round() / 1000.0
 }
 
+/// The record's account of what policies changed (see [`Recorder::adjustment`]).
+#[derive(Debug, Clone, Default)]
+pub struct Adjustment {
+    clamped_from: Option<u64>,
+    policy: Option<String>,
+    downgraded_from: Option<String>,
+    model: Option<String>,
+}
+
 impl Recorder {
     /// Starts the record at arrival: id, time, method, path and the attribution headers, so
     /// that even a request refused at once is attributed.
@@ -157,6 +166,47 @@ impl Recorder {
                 r.downgraded_from = std::mem::replace(&mut r.model, served);
             });
         }
+    }
+
+    /// What the record says policies changed: the clamped `max_tokens`, the downgrading policy,
+    /// the model asked for and the model served.
+    pub fn adjustment(&self) -> Adjustment {
+        self.rec
+            .as_deref()
+            .map_or_else(Adjustment::default, |r| Adjustment {
+                clamped_from: r.clamped_max_tokens_from,
+                policy: r.policy.clone(),
+                downgraded_from: r.downgraded_from.clone(),
+                model: r.model.clone(),
+            })
+    }
+
+    /// Puts back what [`adjustment`](Self::adjustment) returned: a replaced attempt's own
+    /// changes do not describe the attempt that answers.
+    pub fn restore_adjustment(&mut self, a: Adjustment) {
+        self.with(|r| {
+            r.clamped_max_tokens_from = a.clamped_from;
+            r.policy = a.policy;
+            r.downgraded_from = a.downgraded_from;
+            r.model = a.model;
+        });
+    }
+
+    /// Notes what the policies of an attempt's provider changed for that attempt: `max_tokens`
+    /// lowered from `clamped_from`, or the model replaced by `policy`'s downgrade.
+    pub fn attempt_adjusted(&mut self, clamped_from: Option<u64>, downgrade: Option<(&str, &str)>) {
+        self.with(|r| {
+            if clamped_from.is_some() && r.clamped_max_tokens_from.is_none() {
+                r.clamped_max_tokens_from = clamped_from;
+            }
+            if let Some((policy, model)) = downgrade {
+                r.policy = Some(policy.to_string());
+                let asked = r.model.replace(model.to_string());
+                if r.downgraded_from.is_none() {
+                    r.downgraded_from = asked;
+                }
+            }
+        });
     }
 
     /// Holds what the attempt's provider policies took, until the record settles it.
