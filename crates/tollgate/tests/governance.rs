@@ -787,6 +787,65 @@ downgrade = { at_percent = 50, to_model = "claude-haiku-5-5", from_models = ["cl
 }
 
 #[tokio::test]
+async fn a_target_pinned_to_a_model_keeps_it_under_its_providers_downgrade() {
+    let upstream = ScriptedUpstream::start(UpstreamOptions::new(UPSTREAM_KEY))
+        .await
+        .unwrap();
+    let gw = Gateway::start_with(
+        &upstream.url(),
+        &format!(
+            r#"
+[[providers]]
+name = "backup"
+kind = "anthropic"
+base_url = "{url}"
+api_key = "${{TG_TEST_UPSTREAM_KEY}}"
+
+[[routes]]
+name = "pinned"
+match = "{OPUS}"
+targets = [{{ provider = "backup", model = "claude-opus-4-1" }}]
+
+[[policies]]
+scope = "provider:backup"
+name = "backup account"
+max_tokens = {{ ceiling = 1000 }}
+[[policies.budgets]]
+period = "month"
+amount_usd = 1.0
+mode = "soft"
+downgrade = {{ at_percent = 1, to_model = "claude-haiku-5-5", from_models = ["claude-opus-*"] }}
+"#,
+            url = upstream.url()
+        ),
+    )
+    .await;
+    let key = gw.create_key("alice", "platform").await;
+    let c = client();
+    let url = format!("{}/v1/messages", gw.url);
+    let usage = [("x-mock-usage", "100000,10,0,0")];
+    // The first spends past 1% of the account; the second would be downgraded, but its
+    // target names its model, so only the clamp applies.
+    for _ in 0..2 {
+        let r = send(
+            &c,
+            messages_request(&url, &key, padded_body(OPUS, 10, 64000), &usage),
+        )
+        .await;
+        assert_eq!(r.status, 200, "{}", r.text());
+        let seen: Value =
+            serde_json::from_slice(&upstream.requests().last().unwrap().body).unwrap();
+        assert_eq!(
+            (&seen["model"], &seen["max_tokens"]),
+            (&json!("claude-opus-4-1"), &json!(1000))
+        );
+        let rec = gw.record(&r.request_id()).await;
+        assert_eq!(rec["downgraded_from"], Value::Null);
+        assert_eq!(rec["clamped_max_tokens_from"], 64000);
+    }
+}
+
+#[tokio::test]
 async fn a_provider_allow_list_steers_a_route_past_providers_it_does_not_allow() {
     let (upstream, gw) = fallback_route_to_backup(
         HAIKU,

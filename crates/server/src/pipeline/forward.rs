@@ -172,15 +172,20 @@ pub async fn forward(
         };
         // A provider out of budget (or over a rate) under its own policies is skipped like an
         // unhealthy one.
-        let provider = match super::admit::for_provider(state, &classified, attempt.name()).await {
-            Ok(p) => p,
-            Err(e) => {
-                last_error = Some(e);
-                continue;
-            }
-        };
+        let mut provider =
+            match super::admit::for_provider(state, &classified, attempt.name()).await {
+                Ok(p) => p,
+                Err(e) => {
+                    last_error = Some(e);
+                    continue;
+                }
+            };
         // Its clamp or downgrade changes this attempt's request only: another target, tried
         // after this one, gets the request as admitted.
+        // A target pinned to a model id keeps it: a downgrade does not apply there.
+        if attempt.model().is_some() {
+            provider.downgrade = None;
+        }
         let adjusted = match adjusted_for(&r, &provider) {
             Ok(a) => a,
             Err(e) => {
@@ -198,7 +203,8 @@ pub async fn forward(
             clamp: provider.clamp_max_tokens.map(u64::from).or(r.clamp),
             ..r
         });
-        let saved = rec.adjustment();
+        // Saved only when changed: the common path copies nothing.
+        let saved = adjusted.is_some().then(|| rec.adjustment());
         if adjusted.is_some() {
             let clamped_from = provider.clamp_max_tokens.and(classified.facts.max_tokens);
             let downgrade = provider
@@ -231,7 +237,9 @@ pub async fn forward(
             Attempted::Answered(result) => return result,
             Attempted::Replaced(e) => {
                 rec.release_attempt_holds();
-                rec.restore_adjustment(saved);
+                if let Some(saved) = saved {
+                    rec.restore_adjustment(saved);
+                }
                 last_error = Some(e);
             }
         }
