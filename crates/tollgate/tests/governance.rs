@@ -700,6 +700,12 @@ targets = [{{ provider = "anthropic" }}, {{ provider = "backup" }}]
     (upstream, gw)
 }
 
+/// The model and `max_tokens` of the last request the upstream received.
+fn last_sent(upstream: &ScriptedUpstream) -> (Value, Value) {
+    let seen: Value = serde_json::from_slice(&upstream.requests().last().unwrap().body).unwrap();
+    (seen["model"].clone(), seen["max_tokens"].clone())
+}
+
 #[tokio::test]
 async fn a_providers_clamp_and_downgrade_change_only_the_attempts_that_go_to_it() {
     // Team platform may only use the backup provider, whose account clamps max_tokens and, past
@@ -734,11 +740,7 @@ downgrade = { at_percent = 50, to_model = "claude-haiku-5-5", from_models = ["cl
 
     let r = send(&c, ask(&platform)).await;
     assert_eq!(r.status, 200, "{}", r.text());
-    let seen: Value = serde_json::from_slice(&upstream.requests().last().unwrap().body).unwrap();
-    assert_eq!(
-        (&seen["model"], &seen["max_tokens"]),
-        (&json!(OPUS), &json!(1000))
-    );
+    assert_eq!(last_sent(&upstream), (json!(OPUS), json!(1000)));
     let rec = gw.record(&r.request_id()).await;
     assert_eq!(rec["provider"], "backup");
     assert_eq!(rec["clamped_max_tokens_from"], 64000);
@@ -746,11 +748,7 @@ downgrade = { at_percent = 50, to_model = "claude-haiku-5-5", from_models = ["cl
 
     let r = send(&c, ask(&other)).await;
     assert_eq!(r.status, 200, "{}", r.text());
-    let seen: Value = serde_json::from_slice(&upstream.requests().last().unwrap().body).unwrap();
-    assert_eq!(
-        (&seen["model"], &seen["max_tokens"]),
-        (&json!(OPUS), &json!(64000))
-    );
+    assert_eq!(last_sent(&upstream), (json!(OPUS), json!(64000)));
     let rec = gw.record(&r.request_id()).await;
     assert_eq!(rec["provider"], "anthropic");
     assert_eq!(rec["clamped_max_tokens_from"], Value::Null);
@@ -760,11 +758,7 @@ downgrade = { at_percent = 50, to_model = "claude-haiku-5-5", from_models = ["cl
     assert_eq!(send(&c, ask(&platform)).await.status, 200);
     let r = send(&c, ask(&platform)).await;
     assert_eq!(r.status, 200, "{}", r.text());
-    let seen: Value = serde_json::from_slice(&upstream.requests().last().unwrap().body).unwrap();
-    assert_eq!(
-        (&seen["model"], &seen["max_tokens"]),
-        (&json!(HAIKU), &json!(1000))
-    );
+    assert_eq!(last_sent(&upstream), (json!(HAIKU), json!(1000)));
     let rec = gw.record(&r.request_id()).await;
     assert_eq!(rec["provider"], "backup");
     assert_eq!(rec["model"], HAIKU);
@@ -774,11 +768,7 @@ downgrade = { at_percent = 50, to_model = "claude-haiku-5-5", from_models = ["cl
 
     // Team other still reaches the first target with its request as sent.
     let r = send(&c, ask(&other)).await;
-    let seen: Value = serde_json::from_slice(&upstream.requests().last().unwrap().body).unwrap();
-    assert_eq!(
-        (&seen["model"], &seen["max_tokens"]),
-        (&json!(OPUS), &json!(64000))
-    );
+    assert_eq!(last_sent(&upstream), (json!(OPUS), json!(64000)));
     let rec = gw.record(&r.request_id()).await;
     assert_eq!(
         (&rec["provider"], &rec["downgraded_from"]),
@@ -833,11 +823,9 @@ downgrade = {{ at_percent = 1, to_model = "claude-haiku-5-5", from_models = ["cl
         )
         .await;
         assert_eq!(r.status, 200, "{}", r.text());
-        let seen: Value =
-            serde_json::from_slice(&upstream.requests().last().unwrap().body).unwrap();
         assert_eq!(
-            (&seen["model"], &seen["max_tokens"]),
-            (&json!("claude-opus-4-1"), &json!(1000))
+            last_sent(&upstream),
+            (json!("claude-opus-4-1"), json!(1000))
         );
         let rec = gw.record(&r.request_id()).await;
         assert_eq!(rec["downgraded_from"], Value::Null);
