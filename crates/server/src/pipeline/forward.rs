@@ -180,12 +180,12 @@ pub async fn forward(
                     continue;
                 }
             };
-        // Its clamp or downgrade changes this attempt's request only: another target, tried
-        // after this one, gets the request as admitted.
         // A target pinned to a model id keeps it: a downgrade does not apply there.
         if attempt.model().is_some() {
             provider.downgrade = None;
         }
+        // Its clamp or downgrade changes this attempt's request only: another target, tried
+        // after this one, gets the request as admitted.
         let adjusted = match adjusted_for(&r, &provider) {
             Ok(a) => a,
             Err(e) => {
@@ -203,16 +203,18 @@ pub async fn forward(
             clamp: provider.clamp_max_tokens.map(u64::from).or(r.clamp),
             ..r
         });
-        // Saved only when changed: the common path copies nothing.
-        let saved = adjusted.is_some().then(|| rec.adjustment());
-        if adjusted.is_some() {
+        // What the record said before this attempt's changes, to put back if another target
+        // answers; taken only when there are changes, so the common path copies nothing.
+        let saved = adjusted.as_ref().map(|_| {
+            let saved = rec.adjustment();
             let clamped_from = provider.clamp_max_tokens.and(classified.facts.max_tokens);
             let downgrade = provider
                 .downgrade
                 .as_ref()
                 .map(|(policy, model)| (policy.as_str(), model.as_str()));
             rec.attempt_adjusted(clamped_from, downgrade);
-        }
+            saved
+        });
         let provider_holds = provider.holds;
         let health = attempt.health();
         let Some(lease) = health
@@ -514,8 +516,6 @@ fn kind_of_status(code: u16) -> ErrorKind {
     }
 }
 
-/// The model id to send: the route's, else the catalogue's id on that provider, else the
-/// requested name.
 /// The request as the policies of an attempt's provider change it (`max_tokens` clamped, the
 /// model downgraded), or `None` when they change nothing.
 fn adjusted_for(
@@ -536,6 +536,8 @@ fn adjusted_for(
     Ok(Some((accepted, model.unwrap_or(r.requested).to_string())))
 }
 
+/// The model id to send: the route's, else the catalogue's id on that provider, else the
+/// requested name.
 fn model_for(r: &Request<'_>, attempt: &Attempt) -> Result<String, GatewayError> {
     // A provider a policy does not allow is skipped like one that does not serve the model.
     for (policy, allowed) in r.provider_lists {

@@ -967,8 +967,9 @@ async fn assume_role(
     );
     super::sigv4_sign("sts", base, region, &uri, &mut headers, &body, now)
         .map_err(|e| fail(format!("signing failed ({e})")))?;
-    let mut req = request(Method::POST, &format!("{endpoint}/"))
-        .map_err(fail)?
+    let mut req = Request::builder()
+        .method(Method::POST)
+        .uri(uri)
         .body(Full::new(body))
         .map_err(|e| fail(e.to_string()))?;
     *req.headers_mut() = headers;
