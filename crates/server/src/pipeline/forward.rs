@@ -19,7 +19,7 @@ use super::convert;
 use super::dialect::{self, ClientSide};
 use super::route::Routed;
 use super::settle::Recorder;
-use super::stream_relay::StreamRelay;
+use super::stream_relay::{ReadAhead, StreamRelay};
 use crate::error::{ErrorKind, GatewayError};
 use crate::state::AppState;
 use axum::body::Body;
@@ -51,6 +51,9 @@ const MAX_ERROR_DETAIL: usize = 64 * 1024;
 /// Stream bytes held back while waiting for the first content event; past this the stream is
 /// committed anyway (no real stream starts with that much before its content).
 const MAX_HELD_BACK: usize = 256 * 1024;
+/// Turns of the scheduler [`read_ahead`] waits at most, and the bytes past which it stops.
+const READ_AHEAD_ROUNDS: usize = 8;
+const MAX_READ_AHEAD: usize = 64 * 1024;
 
 /// `1.5 s`, `250 ms`: durations in messages, readable whether they came from seconds or
 /// milliseconds of configuration.
@@ -388,7 +391,9 @@ impl Turn<'_, '_> {
             // The last word: relayed as the upstream said it.
             log.finish(self.rec, Some(code), None);
             return Attempted::Answered(if streaming {
-                self.relay_stream(parts, body, Vec::new(), limits)
+                let mut body = body;
+                let ahead = read_ahead(&mut body, Vec::new()).await;
+                self.relay_stream(parts, body, ahead, limits)
             } else {
                 match read_whole(body, limits.idle).await {
                     Ok(bytes) => relay_whole(r, self.rec, target, parts, bytes),
@@ -421,12 +426,14 @@ impl Turn<'_, '_> {
                     }
                     // Nothing better is left: the client gets this stream as it is.
                     log.finish(self.rec, Some(status.as_u16()), Some(message));
-                    return Attempted::Answered(self.relay_stream(parts, body, held, limits));
+                    let ahead = ReadAhead::frames(held);
+                    return Attempted::Answered(self.relay_stream(parts, body, ahead, limits));
                 }
             }
+            let ahead = read_ahead(&mut body, held).await;
             self.lease(|l| l.success(head_latency));
             log.finish(self.rec, Some(status.as_u16()), None);
-            return Attempted::Answered(self.relay_stream(parts, body, held, limits));
+            return Attempted::Answered(self.relay_stream(parts, body, ahead, limits));
         }
 
         match read_whole(body, limits.idle).await {
@@ -454,7 +461,7 @@ impl Turn<'_, '_> {
         &mut self,
         mut parts: http::response::Parts,
         body: ResponseBody,
-        held: Vec<Bytes>,
+        ahead: ReadAhead,
         limits: Limits,
     ) -> Result<Response<Body>, GatewayError> {
         let (r, rec) = (self.r, &mut *self.rec);
@@ -491,7 +498,7 @@ impl Turn<'_, '_> {
         }
         rec.mark_first_byte();
         let mut relay = StreamRelay::new(body, rec.detach(), limits.idle, parts.status.as_u16())
-            .with_prefix(held);
+            .with_read_ahead(ahead);
         relay = if r.passthrough(target) {
             // The gateway asked for usage only if the client had not.
             relay.with_chat_watch(ChatStreamWatch::new(!r.client.include_usage))
@@ -896,6 +903,64 @@ async fn first_content(
     }
 }
 
+/// Takes what the upstream has already sent after `held`, without waiting for more.
+///
+/// An upstream often sends several events at once (the opening events, or a short answer
+/// whole), but hyper's client hands its body over one chunk per turn of the connection's task.
+/// Relayed one by one, each chunk cost a `writev(2)` to the client and the client a wake-up;
+/// taken here before the response head goes out, they leave in one write with it. Between
+/// takes the task yields once, so the connection's task can decode what it already read; the
+/// first take that finds nothing ends the read-ahead, so a stream that is really arriving
+/// event by event is not held back by more than a turn of the scheduler.
+async fn read_ahead(body: &mut ResponseBody, held: Vec<Bytes>) -> ReadAhead {
+    use futures_util::FutureExt as _;
+    let mut ahead = ReadAhead::frames(held);
+    let mut bytes = 0;
+    // The first take only tells the connection's task that the body is wanted.
+    for round in 0..READ_AHEAD_ROUNDS {
+        let mut took = false;
+        while let Some(polled) = body.frame().now_or_never() {
+            match polled {
+                Some(Ok(frame)) => {
+                    if let Ok(data) = frame.into_data()
+                        && !data.is_empty()
+                    {
+                        bytes += data.len();
+                        ahead.frames.push(data);
+                        took = true;
+                    }
+                }
+                end_or_failure => {
+                    ahead.then = Some(end_or_failure);
+                    return ahead;
+                }
+            }
+        }
+        if (round > 0 && !took) || bytes > MAX_READ_AHEAD {
+            break;
+        }
+        yield_once().await;
+    }
+    ahead
+}
+
+/// Returns `Pending` once after waking itself, so every task already woken runs first.
+///
+/// Not `tokio::task::yield_now`, which defers the wake-up until the runtime has polled the
+/// I/O driver: one more `epoll_wait(2)` per yield.
+async fn yield_once() {
+    let mut yielded = false;
+    std::future::poll_fn(|cx| {
+        if std::mem::replace(&mut yielded, true) {
+            std::task::Poll::Ready(())
+        } else {
+            cx.waker().wake_by_ref();
+            std::task::Poll::Pending
+        }
+    })
+    .await;
+}
+
 /// The status the Anthropic API uses for an error type seen inside a stream.
 fn status_of_error_type(kind: &str) -> u16 {
     match kind {
@@ -1120,6 +1185,29 @@ mod tests {
             Ok(())
         );
         assert_eq!(held.len(), 1);
+    }
+
+    #[tokio::test]
+    async fn read_ahead_takes_what_was_sent_and_waits_for_nothing() {
+        let mut b = body(&[(0, START), (0, BLOCK), (0, DELTA)], false);
+        let ahead = read_ahead(&mut b, Vec::new()).await;
+        assert_eq!(ahead.frames.len(), 3);
+        assert!(
+            matches!(ahead.then, Some(None)),
+            "the end was read ahead too"
+        );
+
+        let mut b = body(&[(0, START)], true);
+        let ahead = read_ahead(&mut b, vec![Bytes::from_static(b"held")]).await;
+        assert_eq!(ahead.frames.len(), 2, "held frames come first");
+        assert!(matches!(ahead.then, Some(Some(Err(_)))), "a cut stream");
+
+        let started = Instant::now();
+        let mut b = body(&[(0, START), (2_000, DELTA)], false);
+        let ahead = read_ahead(&mut b, Vec::new()).await;
+        assert!(started.elapsed() < Duration::from_millis(500));
+        assert_eq!(ahead.frames.len(), 1, "a paced event is not waited for");
+        assert!(ahead.then.is_none());
     }
 
     #[test]

@@ -19,7 +19,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
 use tokio::time::{Instant, Sleep};
-use tollgate_providers::ResponseBody;
+use tollgate_providers::{BodyError, ResponseBody};
 use tollgate_routing::Lease;
 use tollgate_wire::anthropic::{StreamWatch, error_event};
 use tollgate_wire::openai::{ChatStreamWatch, openai_error_body};
@@ -48,6 +48,23 @@ pub trait StreamTransform: Send {
     }
 }
 
+/// What the forward phase read of a stream before the relay took it over.
+#[derive(Default)]
+pub struct ReadAhead {
+    /// Data frames, in the order they came.
+    pub frames: Vec<Bytes>,
+    /// What the upstream body gave after them, when that was already known: its end (`None`)
+    /// or its failure.
+    pub then: Option<Option<Result<Frame<Bytes>, BodyError>>>,
+}
+
+impl ReadAhead {
+    /// Frames with nothing known after them.
+    pub fn frames(frames: Vec<Bytes>) -> Self {
+        Self { frames, then: None }
+    }
+}
+
 /// The response body of a relayed stream.
 pub struct StreamRelay {
     /// `None` once the message is complete and the rest of the body was handed to a drain task.
@@ -56,6 +73,9 @@ pub struct StreamRelay {
     /// looks at the start of a stream while another attempt could still replace it); they go
     /// out first, through the same transforms and scanner as the rest.
     prefix: VecDeque<Bytes>,
+    /// What the upstream gave after the prefix, if that was read too; it stands in for the
+    /// next poll of the upstream.
+    after_prefix: Option<Option<Result<Frame<Bytes>, BodyError>>>,
     /// The attempt's hold on its target: in flight until the stream ends, and told when the
     /// stream fails.
     lease: Option<Lease>,
@@ -81,6 +101,7 @@ impl StreamRelay {
         Self {
             upstream: Some(upstream),
             prefix: VecDeque::new(),
+            after_prefix: None,
             lease: None,
             decode: None,
             encode: None,
@@ -114,9 +135,10 @@ impl StreamRelay {
         self
     }
 
-    /// Frames already read from the upstream, sent before anything else.
-    pub fn with_prefix(mut self, prefix: Vec<Bytes>) -> Self {
-        self.prefix = prefix.into();
+    /// What was already read from the upstream: sent before anything else.
+    pub fn with_read_ahead(mut self, ahead: ReadAhead) -> Self {
+        self.prefix = ahead.frames.into();
+        self.after_prefix = ahead.then;
         self
     }
 
@@ -196,6 +218,10 @@ impl StreamRelay {
         let Some(rest) = self.upstream.take() else {
             return;
         };
+        if self.after_prefix.take().is_some() {
+            // The body's end was read ahead already: nothing is left to drain.
+            return;
+        }
         if let Ok(rt) = tokio::runtime::Handle::try_current() {
             rt.spawn(drain(rest, self.idle));
         }
@@ -251,7 +277,11 @@ impl Body for StreamRelay {
             this.ended = true;
             return Poll::Ready(None);
         };
-        match Pin::new(upstream).poll_frame(cx) {
+        let polled = match this.after_prefix.take() {
+            Some(known) => Poll::Ready(known),
+            None => Pin::new(upstream).poll_frame(cx),
+        };
+        match polled {
             Poll::Ready(Some(Ok(frame))) => {
                 // Trailers carry nothing a client of these APIs reads; they pass as an empty
                 // data frame, which hyper does not write.
