@@ -919,7 +919,9 @@ async fn read_ahead(body: &mut ResponseBody, held: Vec<Bytes>) -> ReadAhead {
     // The first take only tells the connection's task that the body is wanted.
     for round in 0..READ_AHEAD_ROUNDS {
         let mut took = false;
-        while let Some(polled) = body.frame().now_or_never() {
+        while bytes <= MAX_READ_AHEAD
+            && let Some(polled) = body.frame().now_or_never()
+        {
             match polled {
                 Some(Ok(frame)) => {
                     if let Ok(data) = frame.into_data()
@@ -1201,6 +1203,14 @@ mod tests {
         let ahead = read_ahead(&mut b, vec![Bytes::from_static(b"held")]).await;
         assert_eq!(ahead.frames.len(), 2, "held frames come first");
         assert!(matches!(ahead.then, Some(Some(Err(_)))), "a cut stream");
+
+        // A body that is all there at once (a simulator's) is taken up to the byte bound.
+        let big: &'static str = "x".repeat(10_000).leak();
+        let frames: Vec<(u64, &str)> = (0..20).map(|_| (0, big)).collect();
+        let mut b = body(&frames, false);
+        let ahead = read_ahead(&mut b, Vec::new()).await;
+        assert_eq!(ahead.frames.len(), 7, "stops past {MAX_READ_AHEAD} bytes");
+        assert!(ahead.then.is_none());
 
         let started = Instant::now();
         let mut b = body(&[(0, START), (2_000, DELTA)], false);
