@@ -31,7 +31,9 @@ import bodies  # noqa: E402
 # `tollgate-route`: the same gateway, each request sent through a three-target weighted route
 # (x-tollgate-route: bench-three) over three providers on the same mock, so routing's cost shows
 # against the plain `tollgate` cell of the same run.
-TARGETS = ("direct", "nginx", "tollgate", "tollgate-route")
+# bare-hyper is the floor of the gateway's HTTP stack: the same hyper server and pooled client
+# with nothing in between (crates/testkit/src/bin/bare-proxy.rs).
+TARGETS = ("direct", "nginx", "bare-hyper", "tollgate", "tollgate-route")
 ROUTE_HEADER = "x-tollgate-route: bench-three"
 MODES = ("rate", "sat")
 MODE_LABEL = {"rate": "1k rps", "sat": "sat c32"}
@@ -135,7 +137,8 @@ def proxy_spec(args, target):
     return {"target": target, "url": args.urls[target],
             "key": args.gateway_key if gateway else args.upstream_key,
             "headers": [ROUTE_HEADER] if target == "tollgate-route" else [],
-            "pid": args.tollgate_pid if gateway else {"nginx": args.nginx_pid}.get(target)}
+            "pid": args.tollgate_pid if gateway else {"nginx": args.nginx_pid,
+                                                      "bare-hyper": args.bare_pid}.get(target)}
 
 
 def conv_spec(args, path):
@@ -326,6 +329,10 @@ def ratios(agg):
                                                  g("rate", "direct", "p50_ms")),
             "nginx_added_p50_ms_at_rate": sub(g("rate", "nginx", "p50_ms"),
                                               g("rate", "direct", "p50_ms")),
+            "bare_added_p50_ms_at_rate": sub(g("rate", "bare-hyper", "p50_ms"),
+                                             g("rate", "direct", "p50_ms")),
+            "bare_over_nginx_cpu_per_req": div(g("sat", "bare-hyper", "cpu_ms_per_req"),
+                                               g("sat", "nginx", "cpu_ms_per_req")),
             "tollgate_over_nginx_cpu_per_req": div(g("sat", "tollgate", "cpu_ms_per_req"),
                                                    g("sat", "nginx", "cpu_ms_per_req")),
             "tollgate_sat_rps": g("sat", "tollgate", "rps"),
@@ -367,7 +374,8 @@ def render(result):
 
 def render_proxy(result):
     meta, agg, rat = result["meta"], result["aggregate"], result["ratios"]
-    lines = [f"# Proxy overhead: direct vs nginx vs tollgate ({meta['finished_at']})", ""]
+    lines = [f"# Proxy overhead: direct vs nginx vs bare hyper vs tollgate ({meta['finished_at']})",
+             ""]
     lines += [
         f"- Machine: {meta['cpus']} CPUs, kernel {meta['kernel']}, load average "
         f"{meta['loadavg_start']} at start, {meta['loadavg_end']} at end. Load generator, mock "
@@ -380,6 +388,9 @@ def render_proxy(result):
         f"- nginx {meta['nginx_version']}, `worker_processes {meta['nginx_worker_processes']}` "
         f"({meta['nginx_workers']} worker process(es)); its CPU is master + workers and its peak "
         "RSS is the **sum** of VmHWM over master + workers.",
+        "- bare-hyper is `crates/testkit/src/bin/bare-proxy.rs`: the gateway's HTTP stack (hyper "
+        "server, a thread-per-core runtime, hyper-util's pooled client) relaying every request "
+        "with nothing in between; what tollgate adds over it is the pipeline's own cost.",
         f"- tollgate ({meta['tollgate_version']}, binary {meta.get('tollgate_binary', '?')}; "
         f"repository HEAD {meta['commit']} at run time); auth, journal and "
         "cost on. Peak RSS is VmHWM, reset before each run (`/proc/PID/clear_refs` = 5)"
@@ -407,8 +418,9 @@ def render_proxy(result):
         "## Ratios (same run)",
         "",
         "| body | tollgate/nginx rps (sat) | tollgate/direct rps (sat) | nginx/direct rps (sat) | "
-        "added p50 @1k rps: tollgate−direct ms | nginx−direct ms | CPU/req tollgate/nginx (sat) |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "added p50 @1k rps: tollgate−direct ms | nginx−direct ms | bare-hyper−direct ms | "
+        "CPU/req tollgate/nginx (sat) | CPU/req bare-hyper/nginx (sat) |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for kind, (label, _) in bodies.KINDS.items():
         r = rat[kind]
@@ -416,7 +428,9 @@ def render_proxy(result):
             f"| {label} | {fmt(r['tollgate_over_nginx_rps'])} | {fmt(r['tollgate_over_direct_rps'])} | "
             f"{fmt(r['nginx_over_direct_rps'])} | {fmt(r['tollgate_added_p50_ms_at_rate'], 3)} | "
             f"{fmt(r['nginx_added_p50_ms_at_rate'], 3)} | "
-            f"{fmt(r['tollgate_over_nginx_cpu_per_req'])} |")
+            f"{fmt(r.get('bare_added_p50_ms_at_rate'), 3)} | "
+            f"{fmt(r['tollgate_over_nginx_cpu_per_req'])} | "
+            f"{fmt(r.get('bare_over_nginx_cpu_per_req'))} |")
     lines += ["", "## Against the project's targets", "",
               "| check | target | measured | met |", "| --- | --- | ---: | --- |"]
 
@@ -771,8 +785,8 @@ def run_conversion(args, paths, tally):
 
 
 def cmd_run(args):
-    args.urls = {t: u for t, u in zip(TARGETS, (args.direct, args.nginx, args.tollgate,
-                                                  args.tollgate))}
+    args.urls = {t: u for t, u in zip(TARGETS, (args.direct, args.nginx, args.bare,
+                                                  args.tollgate, args.tollgate))}
     args.urls["tollgate_base"] = args.tollgate.split("/v1/")[0]
     paths = bodies.write_all(os.path.join(args.work, "bodies"))
     print(f"bodies: { {k: os.path.getsize(p) for k, p in paths.items()} }", file=sys.stderr)
@@ -823,6 +837,8 @@ def main():
     r.add_argument("--gateway-key", required=True)
     r.add_argument("--upstream-pid", type=int, required=True)
     r.add_argument("--nginx-pid", type=int, default=0)
+    r.add_argument("--bare", default="", help="URL of /v1/messages through bare-proxy")
+    r.add_argument("--bare-pid", type=int, default=0)
     r.add_argument("--tollgate-pid", type=int, required=True)
     r.add_argument("--tollgate-bin", required=True)
     r.add_argument("--tollgate-data", required=True)
@@ -855,6 +871,8 @@ def main():
             a.warmup = int(a.warmup)
         if a.only in ("all", "proxy") and not (a.nginx and a.nginx_pid):
             ap.error("the proxy matrix needs --nginx and --nginx-pid")
+        if a.only in ("all", "proxy") and not (a.bare and a.bare_pid):
+            ap.error("the proxy matrix needs --bare and --bare-pid")
         cmd_run(a)
 
 

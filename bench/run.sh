@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Proxy benchmark: direct vs nginx vs tollgate in front of the fast mock upstream, on loopback;
+# Proxy benchmark: direct vs nginx vs bare hyper vs tollgate in front of the fast mock upstream, on loopback;
 # and the conversion matrix: tollgate to the same upstream as anthropic, bedrock and oai.
 #
 #   bench/run.sh [--quick] [--reps N] [--duration SECONDS] [--only proxy|conversion]
@@ -14,6 +14,7 @@ ROOT=$(dirname "$HERE")
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-/var/tmp/tollgate-target}
 TOLLGATE=${TOLLGATE_BIN:-$CARGO_TARGET_DIR/release/tollgate}
 UPSTREAM=${UPSTREAM_BIN:-$CARGO_TARGET_DIR/release/scripted-upstream}
+BARE=${BARE_BIN:-$CARGO_TARGET_DIR/release/bare-proxy}
 OHA=${OHA:-$(command -v oha || echo /var/tmp/tollgate-tools/bin/oha)}
 NGINX=${NGINX:-$(command -v nginx || echo /usr/sbin/nginx)}
 
@@ -37,7 +38,7 @@ while [ $# -gt 0 ]; do
 done
 
 NEEDED=("$TOLLGATE" "$UPSTREAM" "$OHA")
-[ "$ONLY" = conversion ] || NEEDED+=("$NGINX")
+[ "$ONLY" = conversion ] || NEEDED+=("$NGINX" "$BARE")
 for bin in "${NEEDED[@]}"; do
   [ -x "$bin" ] || { echo "missing $bin (run bench/setup.sh)" >&2; exit 1; }
 done
@@ -137,7 +138,14 @@ EOF
   PIDS+=("$NGINX_PID")
   wait_port "$NGINX_PORT"
   echo "nginx 127.0.0.1:$NGINX_PORT (pid $NGINX_PID)" >&2
-  NGINX_ARGS=(--nginx "http://127.0.0.1:$NGINX_PORT/v1/messages" --nginx-pid "$NGINX_PID"
+  # The floor of the gateway's own HTTP stack: hyper in, hyper out, nothing in between.
+  "$BARE" --upstream "$UP_ADDR" >"$WORK/bare.out" 2>"$WORK/bare.err" &
+  BARE_PID=$!
+  PIDS+=("$BARE_PID")
+  BARE_ADDR=$(wait_line "$WORK/bare.out" '^LISTENING ' "$BARE_PID" | awk '{print $2}')
+  echo "bare-proxy $BARE_ADDR (pid $BARE_PID)" >&2
+  NGINX_ARGS=(--bare "http://$BARE_ADDR/v1/messages" --bare-pid "$BARE_PID"
+    --nginx "http://127.0.0.1:$NGINX_PORT/v1/messages" --nginx-pid "$NGINX_PID"
     --nginx-version "$("$NGINX" -v 2>&1 | sed 's#.*nginx/##')")
 fi
 
