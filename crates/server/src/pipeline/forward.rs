@@ -51,8 +51,9 @@ const MAX_ERROR_DETAIL: usize = 64 * 1024;
 /// Stream bytes held back while waiting for the first content event; past this the stream is
 /// committed anyway (no real stream starts with that much before its content).
 const MAX_HELD_BACK: usize = 256 * 1024;
-/// Turns of the scheduler [`read_ahead`] waits at most, and the bytes past which it stops.
+/// Turns of the scheduler [`read_ahead`] waits at most.
 const READ_AHEAD_ROUNDS: usize = 8;
+/// Bytes past which [`read_ahead`] stops taking, so a fast stream's first write stays small.
 const MAX_READ_AHEAD: usize = 64 * 1024;
 
 /// `1.5 s`, `250 ms`: durations in messages, readable whether they came from seconds or

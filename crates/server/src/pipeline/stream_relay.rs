@@ -69,9 +69,9 @@ impl ReadAhead {
 pub struct StreamRelay {
     /// `None` once the message is complete and the rest of the body was handed to a drain task.
     upstream: Option<ResponseBody>,
-    /// Frames read before the response was committed to this upstream (the forward phase
-    /// looks at the start of a stream while another attempt could still replace it); they go
-    /// out first, through the same transforms and scanner as the rest.
+    /// Frames the forward phase read before handing the stream over (the start of a stream it
+    /// looked at while another attempt could still replace it, and what the upstream had
+    /// already sent); they go out first, through the same transforms and scanner as the rest.
     prefix: VecDeque<Bytes>,
     /// What the upstream gave after the prefix, if that was read too; it stands in for the
     /// next poll of the upstream.
