@@ -19,7 +19,7 @@ use super::convert;
 use super::dialect::{self, ClientSide};
 use super::route::Routed;
 use super::settle::Recorder;
-use super::stream_relay::{ReadAhead, StreamRelay};
+use super::stream_relay::{AfterFrames, ReadAhead, StreamRelay};
 use crate::error::{ErrorKind, GatewayError};
 use crate::state::AppState;
 use axum::body::Body;
@@ -933,8 +933,12 @@ async fn read_ahead(body: &mut ResponseBody, held: Vec<Bytes>) -> ReadAhead {
                         took = true;
                     }
                 }
-                end_or_failure => {
-                    ahead.then = Some(end_or_failure);
+                None => {
+                    ahead.then = Some(AfterFrames::End);
+                    return ahead;
+                }
+                Some(Err(e)) => {
+                    ahead.then = Some(AfterFrames::Failed(e));
                     return ahead;
                 }
             }
@@ -1196,14 +1200,17 @@ mod tests {
         let ahead = read_ahead(&mut b, Vec::new()).await;
         assert_eq!(ahead.frames.len(), 3);
         assert!(
-            matches!(ahead.then, Some(None)),
+            matches!(ahead.then, Some(AfterFrames::End)),
             "the end was read ahead too"
         );
 
         let mut b = body(&[(0, START)], true);
         let ahead = read_ahead(&mut b, vec![Bytes::from_static(b"held")]).await;
         assert_eq!(ahead.frames.len(), 2, "held frames come first");
-        assert!(matches!(ahead.then, Some(Some(Err(_)))), "a cut stream");
+        assert!(
+            matches!(ahead.then, Some(AfterFrames::Failed(_))),
+            "a cut stream"
+        );
 
         // A body that is all there at once (a simulator's) is taken up to the byte bound.
         let big: &'static str = "x".repeat(10_000).leak();

@@ -49,13 +49,19 @@ pub trait StreamTransform: Send {
 }
 
 /// What the forward phase read of a stream before the relay took it over.
-#[derive(Default)]
 pub struct ReadAhead {
     /// Data frames, in the order they came.
     pub frames: Vec<Bytes>,
-    /// What the upstream body gave after them, when that was already known: its end (`None`)
-    /// or its failure.
-    pub then: Option<Option<Result<Frame<Bytes>, BodyError>>>,
+    /// How the upstream body went on after them, when that was already known.
+    pub then: Option<AfterFrames>,
+}
+
+/// The end of an upstream body, read before the relay reached it.
+pub enum AfterFrames {
+    /// The body ended cleanly.
+    End,
+    /// The body failed.
+    Failed(BodyError),
 }
 
 impl ReadAhead {
@@ -73,9 +79,9 @@ pub struct StreamRelay {
     /// looked at while another attempt could still replace it, and what the upstream had
     /// already sent); they go out first, through the same transforms and scanner as the rest.
     prefix: VecDeque<Bytes>,
-    /// What the upstream gave after the prefix, if that was read too; it stands in for the
+    /// How the upstream went on after the prefix, if that was read too; it stands in for the
     /// next poll of the upstream.
-    after_prefix: Option<Option<Result<Frame<Bytes>, BodyError>>>,
+    after_prefix: Option<AfterFrames>,
     /// The attempt's hold on its target: in flight until the stream ends, and told when the
     /// stream fails.
     lease: Option<Lease>,
@@ -278,7 +284,8 @@ impl Body for StreamRelay {
             return Poll::Ready(None);
         };
         let polled = match this.after_prefix.take() {
-            Some(known) => Poll::Ready(known),
+            Some(AfterFrames::End) => Poll::Ready(None),
+            Some(AfterFrames::Failed(e)) => Poll::Ready(Some(Err(e))),
             None => Pin::new(upstream).poll_frame(cx),
         };
         match polled {
