@@ -13,7 +13,7 @@ use http::Request;
 use http_body_util::{BodyExt as _, Full};
 use serde_json::Value;
 use support::{
-    Gateway, HttpClient, Reply, UPSTREAM_KEY, cached_body, client, closed_port_url,
+    Gateway, HttpClient, Reply, UPSTREAM_KEY, cached_body, client, closed_port_url, error_of,
     messages_request, parse_events, send, simple_body,
 };
 use tollgate_testkit::{ScriptedUpstream, UpstreamOptions};
@@ -437,6 +437,48 @@ async fn malformed_json_is_a_400_without_upstream_traffic() {
     let rec = s.gw.record(&reply.request_id()).await;
     assert_eq!(rec["status"], 400);
     assert_eq!(rec["error_type"], "invalid_request_error");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deeply_nested_bodies_are_a_400_and_the_gateway_stays_up() {
+    let s = Setup::new().await;
+    // A million levels: enough to exhaust any thread's stack in a recursive JSON reader.
+    let depth = 1_000_000;
+    let nested = |model: &str| {
+        format!(
+            r#"{{"model":"{model}","max_tokens":10,"messages":{}{}}}"#,
+            "[".repeat(depth),
+            "]".repeat(depth)
+        )
+    };
+    let reply = s.messages(nested(SONNET), &[]).await;
+    assert_eq!(reply.status, 400, "{}", reply.text());
+    let (kind, message) = error_of(&reply);
+    assert_eq!(kind, "invalid_request_error");
+    assert!(message.contains("deeper than 4096 levels"), "{message}");
+    let rec = s.gw.record(&reply.request_id()).await;
+    assert_eq!(rec["status"], 400);
+
+    // The other ingresses read the same bodies with their own parsers.
+    let url = |path: &str| format!("{}{path}", s.gw.url);
+    for path in [
+        "/v1/messages/count_tokens",
+        "/v1/chat/completions",
+        "/bedrock/model/anthropic.claude-sonnet-4-5-20250929-v1%3A0/invoke",
+        "/vertex/v1/projects/p/locations/global/publishers/anthropic/models/claude-sonnet-4-5:rawPredict",
+    ] {
+        let req = messages_request(&url(path), &s.key, nested(SONNET), &[]);
+        let reply = send(&s.client, req).await;
+        assert_eq!(reply.status, 400, "{path}: {}", reply.text());
+    }
+    assert!(s.upstream.requests().is_empty());
+
+    // Still serving, and a body nested a few levels is still an ordinary request.
+    let body = format!(
+        r#"{{"model":"{SONNET}","max_tokens":10,"messages":[{{"role":"user","content":[{{"type":"text","text":"[[[{{{{"}}]}}],"metadata":{{"a":[[[[[[]]]]]]}}}}"#
+    );
+    let ok = s.messages(body, &[]).await;
+    assert_eq!(ok.status, 200, "{}", ok.text());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
