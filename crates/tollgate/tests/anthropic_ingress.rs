@@ -482,6 +482,49 @@ async fn deeply_nested_bodies_are_a_400_and_the_gateway_stays_up() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversized_labels_and_model_names_are_a_400_with_a_bounded_record() {
+    let s = Setup::new().await;
+    let long = "x".repeat(300);
+    let reply = s
+        .messages(
+            simple_body(SONNET, false),
+            &[("x-claude-code-session-id", long.as_str())],
+        )
+        .await;
+    assert_eq!(reply.status, 400, "{}", reply.text());
+    assert_eq!(reply.header("x-should-retry"), Some("false"));
+    assert_eq!(
+        error_of(&reply),
+        (
+            "invalid_request_error".to_string(),
+            "x-claude-code-session-id: longer than 256 bytes".to_string()
+        )
+    );
+    let rec = s.gw.record(&reply.request_id()).await;
+    assert_eq!(rec["status"], 400);
+    assert_eq!(rec["session_id"].as_str().map(str::len), Some(256), "{rec}");
+
+    let reply = s.messages(simple_body(&long, false), &[]).await;
+    assert_eq!(reply.status, 400, "{}", reply.text());
+    assert_eq!(error_of(&reply).1, "model: is longer than 256 bytes");
+    assert!(s.upstream.requests().is_empty());
+
+    // Values at the limit are ordinary.
+    let at_limit = "x".repeat(256);
+    let ok = s
+        .messages(
+            simple_body(SONNET, false),
+            &[("x-tollgate-project", at_limit.as_str())],
+        )
+        .await;
+    assert_eq!(ok.status, 200, "{}", ok.text());
+    assert_eq!(
+        s.gw.record(&ok.request_id()).await["project"],
+        at_limit.as_str()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn oversize_body_is_a_413() {
     let s = Setup::with("[server]\nmax_body_bytes = 2048\n").await;
     let padding = "x".repeat(4096);

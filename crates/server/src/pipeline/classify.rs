@@ -11,7 +11,7 @@ use tollgate_wire::bedrock::bedrock_body_to_messages;
 use tollgate_wire::headers::{ANTHROPIC_BETA, ANTHROPIC_VERSION};
 use tollgate_wire::headers::{
     X_CLAUDE_CODE_AGENT_ID, X_CLAUDE_CODE_SESSION_ID, X_TOLLGATE_PROJECT, X_TOLLGATE_PROVIDER,
-    X_TOLLGATE_TAGS,
+    X_TOLLGATE_ROUTE, X_TOLLGATE_TAGS,
 };
 use tollgate_wire::openai::{ConvertOptions, chat_to_messages_request};
 use tollgate_wire::vertex::vertex_body_to_messages;
@@ -44,21 +44,44 @@ pub(super) fn header<'a>(h: &'a HeaderMap, name: &HeaderName) -> Option<&'a str>
         .filter(|v| !v.is_empty())
 }
 
+/// The longest value an attribution header (and each tag) may have. These values go into
+/// every journal record and key rate limits and spend reports; real ones (a UUID session id,
+/// a project name) are far shorter.
+pub const MAX_LABEL_BYTES: usize = 256;
+
+/// The most tags `x-tollgate-tags` may list.
+pub const MAX_TAGS: usize = 32;
+
+/// The headers whose values are labels, bounded by [`MAX_LABEL_BYTES`].
+static LABELS: [&HeaderName; 5] = [
+    &X_TOLLGATE_PROJECT,
+    &X_TOLLGATE_PROVIDER,
+    &X_TOLLGATE_ROUTE,
+    &X_CLAUDE_CODE_SESSION_ID,
+    &X_CLAUDE_CODE_AGENT_ID,
+];
+
+/// A header's value cut to [`MAX_LABEL_BYTES`], for the record of a request that is refused
+/// for its length (or, for `User-Agent`, kept whatever its length).
 fn owned(h: &HeaderMap, name: &HeaderName) -> Option<String> {
-    header(h, name).map(str::to_string)
+    // `header` passes visible ASCII only, so any byte is a character boundary.
+    header(h, name).map(|v| v[..v.len().min(MAX_LABEL_BYTES)].to_string())
+}
+
+fn tag_list(h: &HeaderMap) -> impl Iterator<Item = &str> {
+    header(h, &X_TOLLGATE_TAGS)
+        .unwrap_or_default()
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
 }
 
 /// The comma-separated `x-tollgate-tags`, trimmed, without empty entries.
 pub fn tags(h: &HeaderMap) -> Vec<String> {
-    header(h, &X_TOLLGATE_TAGS)
-        .map(|t| {
-            t.split(',')
-                .map(str::trim)
-                .filter(|s| !s.is_empty())
-                .map(str::to_string)
-                .collect()
-        })
-        .unwrap_or_default()
+    tag_list(h)
+        .take(MAX_TAGS)
+        .map(|t| t[..t.len().min(MAX_LABEL_BYTES)].to_string())
+        .collect()
 }
 
 /// Reads the attribution headers (once per request, when the journal record is started).
@@ -73,8 +96,35 @@ pub fn attribution(h: &HeaderMap) -> Attribution {
     }
 }
 
+/// Refuses label headers longer than [`MAX_LABEL_BYTES`] and more than [`MAX_TAGS`] tags,
+/// naming the header, rather than keeping or acting on a value no client sends honestly.
+fn check_labels(h: &HeaderMap) -> Result<(), GatewayError> {
+    let too_long = |name: &HeaderName| {
+        GatewayError::invalid(format!("{name}: longer than {MAX_LABEL_BYTES} bytes"))
+    };
+    for name in LABELS {
+        if header(h, name).is_some_and(|v| v.len() > MAX_LABEL_BYTES) {
+            return Err(too_long(name));
+        }
+    }
+    let mut count = 0;
+    for tag in tag_list(h) {
+        count += 1;
+        if tag.len() > MAX_LABEL_BYTES {
+            return Err(too_long(&X_TOLLGATE_TAGS));
+        }
+    }
+    if count > MAX_TAGS {
+        return Err(GatewayError::invalid(format!(
+            "{X_TOLLGATE_TAGS}: more than {MAX_TAGS} tags"
+        )));
+    }
+    Ok(())
+}
+
 /// Runs the classify phase.
 pub fn classify(mut auth: Authenticated) -> Result<Classified, GatewayError> {
+    check_labels(&auth.accepted.headers)?;
     let mut client = normalize(&mut auth.accepted)?;
     let mut facts =
         read_request(&auth.accepted.body).map_err(|e| GatewayError::invalid(e.to_string()))?;
@@ -238,4 +288,53 @@ fn normalize(a: &mut super::accept::Accepted) -> Result<ClientSide, GatewayError
             .insert(&ANTHROPIC_VERSION, HeaderValue::from_static("2023-06-01"));
     }
     Ok(facts)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&HeaderName, String)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (name, value) in pairs {
+            h.insert(*name, HeaderValue::from_str(value).expect("ASCII"));
+        }
+        h
+    }
+
+    #[test]
+    fn labels_are_bounded_in_length_and_number() {
+        let long = "s".repeat(MAX_LABEL_BYTES + 1);
+        let h = headers(&[(&X_CLAUDE_CODE_SESSION_ID, long.clone())]);
+        let e = check_labels(&h).expect_err("too long");
+        assert_eq!(e.message, "x-claude-code-session-id: longer than 256 bytes");
+        // The record of the refused request keeps the first 256 bytes.
+        assert_eq!(
+            attribution(&h).session_id.map(|s| s.len()),
+            Some(MAX_LABEL_BYTES)
+        );
+
+        let many = (0..=MAX_TAGS).map(|i| format!("t{i}")).collect::<Vec<_>>();
+        let h = headers(&[(&X_TOLLGATE_TAGS, many.join(", "))]);
+        assert_eq!(
+            check_labels(&h).expect_err("too many").message,
+            "x-tollgate-tags: more than 32 tags"
+        );
+        assert_eq!(tags(&h).len(), MAX_TAGS);
+
+        let h = headers(&[(&X_TOLLGATE_TAGS, format!("a, {long}"))]);
+        assert!(check_labels(&h).is_err());
+
+        // A User-Agent is the client's, not a label: cut in the record, never refused.
+        let h = headers(&[
+            (&http::header::USER_AGENT, "u".repeat(1000)),
+            (&X_TOLLGATE_PROJECT, "p".repeat(MAX_LABEL_BYTES)),
+            (&X_TOLLGATE_TAGS, many[..MAX_TAGS].join(",")),
+        ]);
+        assert!(check_labels(&h).is_ok());
+        assert_eq!(
+            attribution(&h).user_agent.map(|s| s.len()),
+            Some(MAX_LABEL_BYTES)
+        );
+    }
 }

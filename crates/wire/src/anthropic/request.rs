@@ -21,6 +21,11 @@ pub enum RequestError {
     TooDeep,
 }
 
+/// The longest model name a request may give. Real ones, Bedrock inference-profile ARNs
+/// included, stay under 150 bytes; the name is kept in every journal record and keys spend
+/// reports, so an unbounded one would let a client bloat both.
+pub const MAX_MODEL_BYTES: usize = 256;
+
 /// The deepest nesting of arrays and objects a request body may have. Real requests nest a few
 /// tens of levels. The validator recurses once per level, so without a bound one request of
 /// `[[[[…` could exhaust a worker's stack and abort the whole gateway; at this depth it uses
@@ -172,9 +177,14 @@ fn first_time(seen: &mut bool, field: &'static str) -> Result<(), RequestError> 
 fn model(raw: &str) -> Result<Option<String>, RequestError> {
     match raw.as_bytes().first() {
         Some(b'n') => Ok(None),
-        Some(b'"') => serde_json::from_str::<String>(raw)
-            .map(Some)
-            .map_err(|e| RequestError::Malformed(e.to_string())),
+        Some(b'"') => match serde_json::from_str::<String>(raw) {
+            Ok(m) if m.len() > MAX_MODEL_BYTES => Err(RequestError::Field(
+                "model",
+                format!("is longer than {MAX_MODEL_BYTES} bytes"),
+            )),
+            Ok(m) => Ok(Some(m)),
+            Err(e) => Err(RequestError::Malformed(e.to_string())),
+        },
         _ => Err(RequestError::Field("model", "must be a string".into())),
     }
 }
@@ -292,6 +302,14 @@ mod tests {
             read_request(b"{\"max_tokens\": 1.5}"),
             Err(RequestError::Field("max_tokens", _))
         ));
+        let named = |len: usize| format!(r#"{{"model":"{}"}}"#, "m".repeat(len));
+        assert!(read_request(named(MAX_MODEL_BYTES).as_bytes()).is_ok());
+        assert_eq!(
+            read_request(named(MAX_MODEL_BYTES + 1).as_bytes())
+                .map_err(|e| e.to_string())
+                .unwrap_err(),
+            "model: is longer than 256 bytes"
+        );
     }
 
     #[test]
