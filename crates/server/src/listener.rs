@@ -73,10 +73,19 @@ pub async fn serve<S>(
                     }
                 };
                 let _ = stream.set_nodelay(true);
-                let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), app.clone());
-                let conn = graceful.watch(conn.into_owned());
+                let (builder, app, watcher) = (builder.clone(), app.clone(), graceful.watcher());
                 tokio::spawn(async move {
-                    let _ = conn.await;
+                    // hyper times a request head from its first byte, and an idle keep-alive
+                    // connection from its last request: a connection that never sends a byte
+                    // would be held open for good. A peek, because a new socket's first
+                    // readiness comes without data.
+                    let mut first = [0u8; 1];
+                    let peek = stream.peek(&mut first);
+                    if tokio::time::timeout(header_timeout, peek).await.is_err() {
+                        return;
+                    }
+                    let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), app);
+                    let _ = watcher.watch(conn.into_owned()).await;
                 });
             }
             _ = &mut shutdown => break,

@@ -525,6 +525,55 @@ async fn oversized_labels_and_model_names_are_a_400_with_a_bounded_record() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn silent_and_stalled_connections_are_closed() {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let s =
+        Setup::with("[server]\nrequest_header_timeout_secs = 1\nrequest_body_timeout_secs = 1\n")
+            .await;
+    let addr =
+        s.gw.url
+            .strip_prefix("http://")
+            .expect("http URL")
+            .to_string();
+    // Everything the server sends until it closes, or `None` if it is still open after 10 s.
+    let answer = |send: String| {
+        let addr = addr.clone();
+        async move {
+            let mut stream = tokio::net::TcpStream::connect(&addr)
+                .await
+                .expect("connects");
+            stream.write_all(send.as_bytes()).await.expect("writes");
+            let mut out = Vec::new();
+            tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut out))
+                .await
+                .ok()
+                .map(|_| String::from_utf8_lossy(&out).into_owned())
+        }
+    };
+    // Never a byte: closed, not held open for good.
+    assert_eq!(answer(String::new()).await.as_deref(), Some(""));
+    // Half a head.
+    let closed = answer("POST /v1/messages HTTP/1.1\r\nHost: x\r\n".into()).await;
+    assert!(closed.is_some(), "a stalled head keeps its connection");
+    // A whole head, then less body than it declared: the client's own 408, recorded.
+    let stalled = answer(format!(
+        "POST /v1/messages HTTP/1.1\r\nHost: x\r\nx-api-key: {}\r\ncontent-type: application/json\r\ncontent-length: 100\r\n\r\n{{\"model\":",
+        s.key
+    ))
+    .await;
+    let stalled = stalled.expect("a stalled body keeps its connection");
+    assert!(stalled.starts_with("HTTP/1.1 408"), "{stalled}");
+    assert!(
+        stalled.contains("request body was not received in time"),
+        "{stalled}"
+    );
+    assert!(stalled.contains("x-should-retry: false"), "{stalled}");
+    // A connection that did send a request is still served.
+    let ok = s.messages(simple_body(SONNET, false), &[]).await;
+    assert_eq!(ok.status, 200, "{}", ok.text());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn oversize_body_is_a_413() {
     let s = Setup::with("[server]\nmax_body_bytes = 2048\n").await;
     let padding = "x".repeat(4096);
