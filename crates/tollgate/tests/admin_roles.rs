@@ -1077,3 +1077,20 @@ async fn provider_secrets_never_come_back_out() {
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unusable_admin_bodies_are_refused_with_the_right_status() {
+    let gw = Gateway::start(&support::closed_port_url()).await;
+    let huge = json!({ "name": "t".repeat(3 << 20) });
+    let reply = gw.admin_call("POST", "teams", Some(huge)).await;
+    assert_eq!(reply.status, 413, "{}", reply.text());
+    assert_eq!(reply.json()["error"]["type"], "request_too_large");
+    let reply = gw
+        .admin_call("POST", "teams", Some(json!({ "name": 5 })))
+        .await;
+    assert_eq!(reply.status, 400, "{}", reply.text());
+    assert_eq!(reply.json()["error"]["type"], "invalid_request");
+    // Nothing was created by either.
+    let teams = gw.admin_get("teams").await;
+    assert!(!teams.to_string().contains("ttt"), "{teams}");
+}

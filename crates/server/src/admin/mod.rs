@@ -270,10 +270,13 @@ async fn refresh_request_path(state: &Arc<AppState>) -> Result<(), AdminError> {
     .await
 }
 
-/// Reads a JSON body, answering unusable ones with 400 and the parser's message.
+/// Reads a JSON body, answering unusable ones with 400 and the parser's message, or 413 when
+/// it is over the admin API's body limit.
 fn json_body<T>(
     body: Result<Json<T>, axum::extract::rejection::JsonRejection>,
 ) -> Result<T, AdminError> {
-    body.map(|Json(b)| b)
-        .map_err(|e| AdminError::bad(e.body_text()))
+    body.map(|Json(b)| b).map_err(|e| match e.status() {
+        StatusCode::PAYLOAD_TOO_LARGE => AdminError(e.status(), "request_too_large", e.body_text()),
+        _ => AdminError::bad(e.body_text()),
+    })
 }
