@@ -56,7 +56,14 @@ pub async fn serve<S>(
         .timer(TokioTimer::new())
         .header_read_timeout(header_timeout)
         .keep_alive(true);
-    builder.http2().timer(TokioTimer::new());
+    // hyper has no idle timeout for HTTP/2, and accepted sockets have no TCP keep-alive: a peer
+    // that vanished without closing (a crashed client, a dropped NAT entry) would hold its
+    // connection for good. An unanswered ping finds it.
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .keep_alive_interval(header_timeout)
+        .keep_alive_timeout(header_timeout);
     let graceful = GracefulShutdown::new();
     let tick = tokio::spawn(keep_timer_near());
     tokio::pin!(shutdown);

@@ -568,6 +568,12 @@ async fn silent_and_stalled_connections_are_closed() {
         "{stalled}"
     );
     assert!(stalled.contains("x-should-retry: false"), "{stalled}");
+    // An HTTP/2 peer that says hello and then nothing, not even a ping's answer.
+    let preface = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\0\0\0\x04\0\0\0\0\0".to_string();
+    assert!(
+        answer(preface).await.is_some(),
+        "a silent HTTP/2 peer keeps its connection"
+    );
     // A connection that did send a request is still served.
     let ok = s.messages(simple_body(SONNET, false), &[]).await;
     assert_eq!(ok.status, 200, "{}", ok.text());
