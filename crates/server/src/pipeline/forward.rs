@@ -915,8 +915,10 @@ async fn first_content(
 /// event by event is not held back by more than a turn of the scheduler.
 async fn read_ahead(body: &mut ResponseBody, held: Vec<Bytes>) -> ReadAhead {
     use futures_util::FutureExt as _;
+    // Frames held back for a fallback count against the bound too: they go out in the same
+    // first write.
+    let mut bytes: usize = held.iter().map(Bytes::len).sum();
     let mut ahead = ReadAhead::frames(held);
-    let mut bytes = 0;
     // The first take only tells the connection's task that the body is wanted.
     for round in 0..READ_AHEAD_ROUNDS {
         let mut took = false;
@@ -1219,6 +1221,11 @@ mod tests {
         let ahead = read_ahead(&mut b, Vec::new()).await;
         assert_eq!(ahead.frames.len(), 7, "stops past {MAX_READ_AHEAD} bytes");
         assert!(ahead.then.is_none());
+        // What was held back counts: past the bound already, nothing more is taken.
+        let mut b = body(&frames, false);
+        let held = vec![Bytes::from_static(big.as_bytes()); 7];
+        let ahead = read_ahead(&mut b, held).await;
+        assert_eq!(ahead.frames.len(), 7, "only the held frames");
 
         let started = Instant::now();
         let mut b = body(&[(0, START), (2_000, DELTA)], false);
