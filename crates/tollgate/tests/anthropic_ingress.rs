@@ -455,7 +455,7 @@ async fn deeply_nested_bodies_are_a_400_and_the_gateway_stays_up() {
     assert_eq!(reply.status, 400, "{}", reply.text());
     let (kind, message) = error_of(&reply);
     assert_eq!(kind, "invalid_request_error");
-    assert!(message.contains("deeper than 4096 levels"), "{message}");
+    assert!(message.contains("deeper than 16384 levels"), "{message}");
     let rec = s.gw.record(&reply.request_id()).await;
     assert_eq!(rec["status"], 400);
 

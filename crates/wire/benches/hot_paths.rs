@@ -38,6 +38,26 @@ fn message_bytes() -> Vec<u8> {
     .into_bytes()
 }
 
+/// The 120 KB body with its conversation `copies` times over; `walked` says whether it has
+/// more brackets than a depth walk starts at.
+fn long_session(copies: usize, walked: bool) -> Vec<u8> {
+    let mut doc: serde_json::Value = serde_json::from_slice(LARGE).expect("valid bench body");
+    if let Some(messages) = doc["messages"].as_array_mut() {
+        let turns = messages.clone();
+        for _ in 1..copies {
+            messages.extend(turns.iter().cloned());
+        }
+    }
+    let body = serde_json::to_vec(&doc).expect("serialises");
+    let brackets = body.iter().filter(|b| matches!(b, b'[' | b'{')).count();
+    assert_eq!(
+        brackets > tollgate_wire::anthropic::MAX_NESTING,
+        walked,
+        "{brackets} brackets"
+    );
+    body
+}
+
 fn bench(c: &mut Criterion) {
     let mut g = c.benchmark_group("classify");
     g.throughput(Throughput::Bytes(SMALL.len() as u64));
@@ -48,6 +68,17 @@ fn bench(c: &mut Criterion) {
     g.bench_function("read_request 120 KB", |b| {
         b.iter(|| read_request(black_box(LARGE)))
     });
+    // Long sessions' bodies: one settled by the bracket count, one with more brackets than
+    // `MAX_NESTING`, whose depth is walked before it is validated.
+    for (name, copies, walked) in [
+        ("read_request, a 400 KB session", 6, false),
+        ("read_request, a 1.5 MB session (depth walked)", 24, true),
+    ] {
+        let long = long_session(copies, walked);
+        g.throughput(Throughput::Bytes(long.len() as u64));
+        g.bench_function(name, |b| b.iter(|| read_request(black_box(&long))));
+    }
+    g.throughput(Throughput::Bytes(LARGE.len() as u64));
     g.bench_function("loop breaker: repeated tool calls in 120 KB", |b| {
         b.iter(|| tollgate_wire::anthropic::most_repeated_tool_call(black_box(LARGE), 8))
     });

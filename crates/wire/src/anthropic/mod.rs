@@ -14,6 +14,6 @@ mod tool_calls;
 
 pub use edit::edit_request;
 pub use error::{error_body, error_event};
-pub use request::{RequestError, RequestFacts, read_request};
+pub use request::{MAX_MODEL_BYTES, MAX_NESTING, RequestError, RequestFacts, read_request};
 pub use response::{ResponseFacts, StreamWatch, read_response};
 pub use tool_calls::most_repeated_tool_call;
