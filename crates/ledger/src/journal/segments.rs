@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, TryRecvError, TrySendError};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Where and how the journal keeps its records.
 #[derive(Debug, Clone)]
@@ -49,6 +49,18 @@ struct Current {
     file: File,
     seq: u64,
     size: u64,
+    /// A write failed, possibly after writing part of its line.
+    torn: bool,
+}
+
+/// How often a failing segment write is logged at most; the records in between are counted.
+const FAILURE_LOG_INTERVAL: Duration = Duration::from_secs(10);
+
+/// Segment writes that failed since the last log line about them.
+#[derive(Default)]
+struct Failures {
+    logged_at: Option<Instant>,
+    unlogged: u64,
 }
 
 enum Msg {
@@ -67,6 +79,7 @@ struct Inner {
     dropped_in: Arc<Mutex<HashSet<u64>>>,
     dropped: AtomicU64,
     writer: Mutex<Option<JoinHandle<()>>>,
+    failures: Mutex<Failures>,
 }
 
 /// The journal handle shared by every request.
@@ -132,42 +145,90 @@ impl Journal {
             inner: Arc::new(Inner {
                 dir: cfg.dir.clone(),
                 segment_max_bytes: cfg.segment_max_bytes,
-                current: Mutex::new(Current { file, seq, size: 0 }),
+                current: Mutex::new(Current {
+                    file,
+                    seq,
+                    size: 0,
+                    torn: false,
+                }),
                 tx: Mutex::new(Some(tx)),
                 dropped_in,
                 dropped: AtomicU64::new(0),
                 writer: Mutex::new(Some(writer)),
+                failures: Mutex::new(Failures::default()),
             }),
         })
     }
 
     /// Appends one record: a single `write(2)` to the current segment, then a queue entry for
     /// the SQLite writer. When this returns, a `kill -9` of the process no longer loses it.
+    ///
+    /// A segment that cannot be written (a full disk) does not lose the record while the queue
+    /// takes it: it still reaches SQLite (once that can write again), and the failure is logged
+    /// at most every ten seconds instead of once per request. Only a record that neither the
+    /// segment nor the queue took is an error.
     pub fn append(&self, record: JournalRecord) -> io::Result<()> {
         let queued = Box::new(Queued::new(&record).map_err(io::Error::other)?);
         drop(record);
         let line = queued.segment_line();
         let mut cur = lock(&self.inner.current);
+        let written = self.write_line(&mut cur, line);
+        let seq = cur.seq;
+        let tx = lock(&self.inner.tx);
+        let taken = match tx.as_ref().map(|tx| tx.try_send(Msg::Record(seq, queued))) {
+            Some(Ok(())) => true,
+            Some(Err(TrySendError::Full(_) | TrySendError::Disconnected(_))) | None => {
+                if written.is_ok() {
+                    self.inner.dropped.fetch_add(1, Ordering::Relaxed);
+                    lock(&self.inner.dropped_in).insert(seq);
+                }
+                false
+            }
+        };
+        match written {
+            Ok(()) => Ok(()),
+            Err(e) if taken => {
+                self.segment_write_failed(&e);
+                Ok(())
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    fn write_line(&self, cur: &mut Current, line: &[u8]) -> io::Result<()> {
         if cur.size > 0 && cur.size + line.len() as u64 > self.inner.segment_max_bytes {
             let seq = cur.seq + 1;
             cur.file = open_segment(&self.inner.dir, seq)?;
             cur.seq = seq;
             cur.size = 0;
+            cur.torn = false;
         }
-        cur.file.write_all(line)?;
+        if cur.torn {
+            // The failed write may have left part of a line: end it, so this record is a line
+            // of its own (replay skips the fragment).
+            cur.file.write_all(b"\n")?;
+            cur.torn = false;
+            cur.size += 1;
+        }
+        cur.file.write_all(line).inspect_err(|_| cur.torn = true)?;
         cur.size += line.len() as u64;
-        let seq = cur.seq;
-        let tx = lock(&self.inner.tx);
-        if let Some(tx) = tx.as_ref() {
-            match tx.try_send(Msg::Record(seq, queued)) {
-                Ok(()) => {}
-                Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
-                    self.inner.dropped.fetch_add(1, Ordering::Relaxed);
-                    lock(&self.inner.dropped_in).insert(seq);
-                }
-            }
-        }
         Ok(())
+    }
+
+    fn segment_write_failed(&self, e: &io::Error) {
+        let mut f = lock(&self.inner.failures);
+        f.unlogged += 1;
+        if f.logged_at
+            .is_none_or(|t| t.elapsed() >= FAILURE_LOG_INTERVAL)
+        {
+            tracing::error!(
+                error = %e,
+                records = f.unlogged,
+                "journal segment write failed; these records go to SQLite only, so a crash before they are committed loses them"
+            );
+            f.logged_at = Some(Instant::now());
+            f.unlogged = 0;
+        }
     }
 
     /// Records that skipped the queue because it was full (they reach SQLite from their

@@ -673,6 +673,32 @@ mod tests {
     }
 
     #[test]
+    fn a_segment_that_cannot_be_written_loses_no_record_that_sqlite_can_take() {
+        let dir = tmp();
+        let cfg = JournalConfig {
+            // Every record after the first starts a new segment.
+            segment_max_bytes: 1,
+            ..JournalConfig::in_dir(&dir)
+        };
+        let j = Journal::open(&cfg).unwrap();
+        j.append(rec("a", "alice", Some(1))).unwrap();
+        // The next segment is a full disk: `/dev/full` fails every write with ENOSPC.
+        std::os::unix::fs::symlink("/dev/full", cfg.dir.join("segment-0000000002.jsonl")).unwrap();
+        j.append(rec("b", "bob", Some(2))).unwrap();
+        j.append(rec("c", "carol", Some(3))).unwrap();
+        j.flush();
+        let reader = JournalReader::open(&cfg.db_path).unwrap();
+        let mut ids: Vec<_> = reader
+            .list(&JournalQuery::default())
+            .unwrap()
+            .into_iter()
+            .map(|r| r.id)
+            .collect();
+        ids.sort();
+        assert_eq!(ids, vec!["a", "b", "c"]);
+    }
+
+    #[test]
     fn records_reach_sqlite_once_and_survive_an_unclean_stop() {
         let dir = tmp();
         let cfg = JournalConfig::in_dir(&dir);
