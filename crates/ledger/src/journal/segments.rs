@@ -177,13 +177,15 @@ impl Journal {
         let tx = lock(&self.inner.tx);
         let taken = match tx.as_ref().map(|tx| tx.try_send(Msg::Record(seq, queued))) {
             Some(Ok(())) => true,
-            Some(Err(TrySendError::Full(_) | TrySendError::Disconnected(_))) | None => {
+            Some(Err(TrySendError::Full(_) | TrySendError::Disconnected(_))) => {
                 if written.is_ok() {
                     self.inner.dropped.fetch_add(1, Ordering::Relaxed);
                     lock(&self.inner.dropped_in).insert(seq);
                 }
                 false
             }
+            // The writer was stopped: the segment is replayed at the next start.
+            None => false,
         };
         match written {
             Ok(()) => Ok(()),
