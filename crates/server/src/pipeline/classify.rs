@@ -64,8 +64,13 @@ static LABELS: [&HeaderName; 5] = [
 /// A header's value cut to [`MAX_LABEL_BYTES`], for the record of a request that is refused
 /// for its length (or, for `User-Agent`, kept whatever its length).
 fn owned(h: &HeaderMap, name: &HeaderName) -> Option<String> {
-    // `header` passes visible ASCII only, so any byte is a character boundary.
-    header(h, name).map(|v| v[..v.len().min(MAX_LABEL_BYTES)].to_string())
+    header(h, name).map(cut)
+}
+
+/// The first [`MAX_LABEL_BYTES`] of a header value. `header` passes visible ASCII only, so
+/// any byte is a character boundary.
+fn cut(v: &str) -> String {
+    v[..v.len().min(MAX_LABEL_BYTES)].to_string()
 }
 
 fn tag_list(h: &HeaderMap) -> impl Iterator<Item = &str> {
@@ -78,10 +83,7 @@ fn tag_list(h: &HeaderMap) -> impl Iterator<Item = &str> {
 
 /// The comma-separated `x-tollgate-tags`, trimmed, without empty entries.
 pub fn tags(h: &HeaderMap) -> Vec<String> {
-    tag_list(h)
-        .take(MAX_TAGS)
-        .map(|t| t[..t.len().min(MAX_LABEL_BYTES)].to_string())
-        .collect()
+    tag_list(h).take(MAX_TAGS).map(cut).collect()
 }
 
 /// Reads the attribution headers (once per request, when the journal record is started).
