@@ -444,14 +444,12 @@ async fn deeply_nested_bodies_are_a_400_and_the_gateway_stays_up() {
     let s = Setup::new().await;
     // A million levels: enough to exhaust any thread's stack in a recursive JSON reader.
     let depth = 1_000_000;
-    let nested = |model: &str| {
-        format!(
-            r#"{{"model":"{model}","max_tokens":10,"messages":{}{}}}"#,
-            "[".repeat(depth),
-            "]".repeat(depth)
-        )
-    };
-    let reply = s.messages(nested(SONNET), &[]).await;
+    let nested = format!(
+        r#"{{"model":"{SONNET}","max_tokens":10,"messages":{}{}}}"#,
+        "[".repeat(depth),
+        "]".repeat(depth)
+    );
+    let reply = s.messages(nested.clone(), &[]).await;
     assert_eq!(reply.status, 400, "{}", reply.text());
     let (kind, message) = error_of(&reply);
     assert_eq!(kind, "invalid_request_error");
@@ -467,7 +465,7 @@ async fn deeply_nested_bodies_are_a_400_and_the_gateway_stays_up() {
         "/bedrock/model/anthropic.claude-sonnet-4-5-20250929-v1%3A0/invoke",
         "/vertex/v1/projects/p/locations/global/publishers/anthropic/models/claude-sonnet-4-5:rawPredict",
     ] {
-        let req = messages_request(&url(path), &s.key, nested(SONNET), &[]);
+        let req = messages_request(&url(path), &s.key, nested.clone(), &[]);
         let reply = send(&s.client, req).await;
         assert_eq!(reply.status, 400, "{path}: {}", reply.text());
     }
